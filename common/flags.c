@@ -1,0 +1,148 @@
+/* Go-style flag parsing over a caller-provided table. */
+#include "flags.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+
+fm_flag *fm_flags_find(fm_flag *flags, size_t n, const char *name)
+{
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(flags[i].name, name) == 0)
+      return &flags[i];
+  return NULL;
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+  static const char *yes[] = {"1", "t", "T", "true", "TRUE", "True"};
+  static const char *no[] = {"0", "f", "F", "false", "FALSE", "False"};
+  for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+    if (strcmp(s, yes[i]) == 0) {
+      *out = true;
+      return 0;
+    }
+    if (strcmp(s, no[i]) == 0) {
+      *out = false;
+      return 0;
+    }
+  }
+  return FM_EINVAL;
+}
+
+/* Stores `val` into flag `f`; fills err on a bad value. */
+static int set_value(fm_flag *f, const char *val, char *err, size_t errlen)
+{
+  switch (f->type) {
+  case FM_FLAG_BOOL:
+    if (parse_bool(val, (bool *)f->value) != 0) {
+      snprintf(err, errlen, "invalid boolean value \"%s\" for flag -%s", val, f->name);
+      return FM_EINVAL;
+    }
+    break;
+  case FM_FLAG_INT: {
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(val, &end, 10);
+    if (errno != 0 || end == val || *end != '\0') {
+      snprintf(err, errlen, "invalid value \"%s\" for flag -%s: not an integer", val, f->name);
+      return FM_EINVAL;
+    }
+    if ((f->min != 0 || f->max != 0) && (v < f->min || v > f->max)) {
+      snprintf(err, errlen, "invalid value \"%s\" for flag -%s: must be between %" PRId64 " and %" PRId64,
+               val, f->name, f->min, f->max);
+      return FM_EINVAL;
+    }
+    *(int64_t *)f->value = (int64_t)v;
+    break;
+  }
+  case FM_FLAG_STRING:
+    *(const char **)f->value = val;
+    break;
+  }
+  f->set = true;
+  return 0;
+}
+
+int fm_flags_parse(fm_flag *flags, size_t n, int argc, char **argv, int *first_arg, char *err,
+                   size_t errlen)
+{
+  int i = 1;
+  for (; i < argc; i++) {
+    const char *a = argv[i];
+    if (a[0] != '-' || a[1] == '\0')
+      break; /* first positional argument */
+    a++;
+    if (*a == '-') {
+      a++;
+      if (*a == '\0') { /* "--" ends the flags */
+        i++;
+        break;
+      }
+    }
+    if (*a == '-' || *a == '=') {
+      snprintf(err, errlen, "bad flag syntax: %s", argv[i]);
+      return FM_EINVAL;
+    }
+    char name[128];
+    const char *eq = strchr(a, '=');
+    size_t len = eq ? (size_t)(eq - a) : strlen(a);
+    if (len >= sizeof name) {
+      snprintf(err, errlen, "flag provided but not defined: -%.*s", 100, a);
+      return FM_EINVAL;
+    }
+    memcpy(name, a, len);
+    name[len] = '\0';
+    if (strcmp(name, "h") == 0 || strcmp(name, "help") == 0) {
+      *first_arg = i + 1;
+      return FM_FLAGS_HELP;
+    }
+    fm_flag *f = fm_flags_find(flags, n, name);
+    if (f == NULL) {
+      snprintf(err, errlen, "flag provided but not defined: -%s", name);
+      return FM_EINVAL;
+    }
+    const char *val;
+    if (eq != NULL) {
+      val = eq + 1;
+    } else if (f->type == FM_FLAG_BOOL) {
+      val = "true";
+    } else if (i + 1 < argc) {
+      val = argv[++i];
+    } else {
+      snprintf(err, errlen, "flag needs an argument: -%s", name);
+      return FM_EINVAL;
+    }
+    int rc = set_value(f, val, err, errlen);
+    if (rc != 0)
+      return rc;
+  }
+  *first_arg = i;
+  return 0;
+}
+
+void fm_flags_usage(FILE *out, const fm_flag *flags, size_t n)
+{
+  for (size_t i = 0; i < n; i++) {
+    const fm_flag *f = &flags[i];
+    switch (f->type) {
+    case FM_FLAG_BOOL:
+      fprintf(out, "  -%s\n    \t%s%s\n", f->name, f->help, *(bool *)f->value ? " (default true)" : "");
+      break;
+    case FM_FLAG_INT:
+      fprintf(out, "  -%s int\n    \t%s (default %" PRId64 ")\n", f->name, f->help, *(int64_t *)f->value);
+      break;
+    case FM_FLAG_STRING: {
+      const char *d = *(const char **)f->value;
+      if (d != NULL && *d != '\0')
+        fprintf(out, "  -%s string\n    \t%s (default \"%s\")\n", f->name, f->help, d);
+      else
+        fprintf(out, "  -%s string\n    \t%s\n", f->name, f->help);
+      break;
+    }
+    }
+  }
+}

@@ -1,0 +1,32 @@
+/* The client side of the RPC layer: a channel to one server and blocking unary
+ * calls. Used by tools/ (and later the follow library). A client is used by one
+ * thread at a time; open one per thread for parallel calls. */
+#ifndef FM_RPC_CLIENT_H
+#define FM_RPC_CLIENT_H
+
+#include <grpc/grpc.h>
+#include <protobuf-c/protobuf-c.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct fm_rpc_client fm_rpc_client;
+
+/* Connects (lazily) to `target` ("host:grpcport"). Caller frees with fm_rpc_client_free. */
+int fm_rpc_client_new(const char *target, fm_rpc_client **out);
+void fm_rpc_client_free(fm_rpc_client *c);
+
+/*
+ * Calls unary method `path` with `req` and waits up to timeout_ms (0: no
+ * deadline). Returns 0 when the status is OK and the reply decodes as
+ * `resp_desc`; *resp is then caller-owned (protobuf_c_message_free_unpacked).
+ * Otherwise returns FM_EIO (non-OK status: *status and `err` say which) or
+ * FM_EDECODE. `status` may be NULL.
+ */
+int fm_rpc_client_unary(fm_rpc_client *c, const char *path, const ProtobufCMessage *req,
+                        const ProtobufCMessageDescriptor *resp_desc, int64_t timeout_ms,
+                        ProtobufCMessage **resp, grpc_status_code *status, char *err, size_t errlen);
+
+/* Name of a gRPC status code ("UNAVAILABLE"). */
+const char *fm_rpc_status_name(grpc_status_code code);
+
+#endif

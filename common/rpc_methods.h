@@ -1,0 +1,35 @@
+/* The method table: full gRPC method paths ("/pkg.Service/Method") mapped to
+ * handler descriptions. Filled once at start-up on the main thread, then read
+ * without locks by the completion-queue threads. */
+#ifndef FM_RPC_METHODS_H
+#define FM_RPC_METHODS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct fm_rpc_method fm_rpc_method; /* defined in rpc_server.h */
+typedef struct fm_rpc_methods fm_rpc_methods;
+
+/* Returns 0 and a table in *out (caller frees with fm_rpc_methods_free), or FM_ENOMEM. */
+int fm_rpc_methods_new(fm_rpc_methods **out);
+void fm_rpc_methods_free(fm_rpc_methods *t);
+
+/*
+ * Adds `m` (borrowed: it must outlive the table; handler tables are static).
+ * Returns FM_EINVAL if m->path is not "/service/method", FM_EEXIST if the
+ * path is already there.
+ */
+int fm_rpc_methods_add(fm_rpc_methods *t, const fm_rpc_method *m);
+
+/* Finds the method for a path given as bytes (not NUL-terminated), or NULL. */
+const fm_rpc_method *fm_rpc_methods_find(const fm_rpc_methods *t, const char *path, size_t len);
+
+/* Number of distinct service names, and the i-th in byte order (borrowed,
+ * valid until the table is freed). */
+size_t fm_rpc_methods_service_count(const fm_rpc_methods *t);
+const char *fm_rpc_methods_service(const fm_rpc_methods *t, size_t i);
+
+/* True if `path` has the form "/service/method" with both parts non-empty. */
+bool fm_rpc_methods_valid_path(const char *path);
+
+#endif

@@ -1,0 +1,10 @@
+/* Subcommands of the filermeta CLI; each takes its own argv (argv[0] is the
+ * subcommand name) and returns the process exit code. Called from tools/main.c. */
+#ifndef FM_TOOLS_H
+#define FM_TOOLS_H
+
+int fm_cmd_ping(int argc, char **argv);
+int fm_cmd_config(int argc, char **argv);
+int fm_cmd_bench(int argc, char **argv);
+
+#endif
