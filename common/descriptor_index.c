@@ -32,8 +32,8 @@ struct fm_descriptor_index {
   size_t nsymbols, capsymbols;
 };
 
-static int add_symbol(fm_descriptor_index *idx, const char *scope, const char *name, int file,
-                      bool is_message, char **full_out)
+static int add_symbol(fm_descriptor_index *idx, const char *scope, const char *name, int file, bool is_message,
+                      char **full_out)
 {
   if (name == NULL)
     return 0;
@@ -53,7 +53,7 @@ static int add_symbol(fm_descriptor_index *idx, const char *scope, const char *n
     snprintf(full, len, "%s.%s", scope, name);
   else
     snprintf(full, len, "%s", name);
-  idx->symbols[idx->nsymbols++] = (symbol){full, file, is_message};
+  idx->symbols[idx->nsymbols++] = (symbol){ full, file, is_message };
   if (full_out != NULL)
     *full_out = full;
   return 0;
@@ -65,8 +65,8 @@ static int add_enum(fm_descriptor_index *idx, const char *scope, const Google__P
   return add_symbol(idx, scope, e->name, file, false, NULL);
 }
 
-static int add_message(fm_descriptor_index *idx, const char *scope,
-                       const Google__Protobuf__DescriptorProto *m, int file)
+static int add_message(fm_descriptor_index *idx, const char *scope, const Google__Protobuf__DescriptorProto *m,
+                       int file)
 {
   char *full = NULL;
   int rc = add_symbol(idx, scope, m->name, file, true, &full);
@@ -205,7 +205,7 @@ int fm_descriptor_index_find_symbol(const fm_descriptor_index *idx, const char *
 {
   if (idx->nsymbols == 0)
     return -1;
-  symbol key = {(char *)(uintptr_t)name, 0, false};
+  symbol key = { (char *)(uintptr_t)name, 0, false };
   const symbol *s = bsearch(&key, idx->symbols, idx->nsymbols, sizeof *idx->symbols, cmp_symbol);
   if (s == NULL)
     return -1;

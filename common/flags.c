@@ -18,8 +18,8 @@ fm_flag *fm_flags_find(fm_flag *flags, size_t n, const char *name)
 
 static int parse_bool(const char *s, bool *out)
 {
-  static const char *yes[] = {"1", "t", "T", "true", "TRUE", "True"};
-  static const char *no[] = {"0", "f", "F", "false", "FALSE", "False"};
+  static const char *yes[] = { "1", "t", "T", "true", "TRUE", "True" };
+  static const char *no[] = { "0", "f", "F", "false", "FALSE", "False" };
   for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
     if (strcmp(s, yes[i]) == 0) {
       *out = true;
@@ -52,8 +52,8 @@ static int set_value(fm_flag *f, const char *val, char *err, size_t errlen)
       return FM_EINVAL;
     }
     if ((f->min != 0 || f->max != 0) && (v < f->min || v > f->max)) {
-      snprintf(err, errlen, "invalid value \"%s\" for flag -%s: must be between %" PRId64 " and %" PRId64,
-               val, f->name, f->min, f->max);
+      snprintf(err, errlen, "invalid value \"%s\" for flag -%s: must be between %" PRId64 " and %" PRId64, val, f->name,
+               f->min, f->max);
       return FM_EINVAL;
     }
     *(int64_t *)f->value = (int64_t)v;
@@ -67,8 +67,7 @@ static int set_value(fm_flag *f, const char *val, char *err, size_t errlen)
   return 0;
 }
 
-int fm_flags_parse(fm_flag *flags, size_t n, int argc, char **argv, int *first_arg, char *err,
-                   size_t errlen)
+int fm_flags_parse(fm_flag *flags, size_t n, int argc, char **argv, int *first_arg, char *err, size_t errlen)
 {
   int i = 1;
   for (; i < argc; i++) {

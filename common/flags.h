@@ -34,8 +34,7 @@ typedef struct fm_flag {
  * FM_FLAGS_HELP, or FM_EINVAL with a one-line reason in `err` (for example
  * "flag provided but not defined: -foo", Go's wording).
  */
-int fm_flags_parse(fm_flag *flags, size_t n, int argc, char **argv, int *first_arg, char *err,
-                   size_t errlen);
+int fm_flags_parse(fm_flag *flags, size_t n, int argc, char **argv, int *first_arg, char *err, size_t errlen);
 
 /* Finds a flag by name, or NULL. */
 fm_flag *fm_flags_find(fm_flag *flags, size_t n, const char *name);

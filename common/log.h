@@ -3,12 +3,7 @@
 #ifndef FM_LOG_H
 #define FM_LOG_H
 
-typedef enum fm_log_level {
-  FM_LOG_ERROR = 0,
-  FM_LOG_WARN = 1,
-  FM_LOG_INFO = 2,
-  FM_LOG_DEBUG = 3
-} fm_log_level;
+typedef enum fm_log_level { FM_LOG_ERROR = 0, FM_LOG_WARN = 1, FM_LOG_INFO = 2, FM_LOG_DEBUG = 3 } fm_log_level;
 
 /* Messages above `level` are dropped. Default FM_LOG_INFO. */
 void fm_log_set_level(fm_log_level level);

@@ -13,8 +13,8 @@
 
 int fm_net_join(const char *host, int port, char *buf, size_t len)
 {
-  int n = strchr(host, ':') != NULL ? snprintf(buf, len, "[%s]:%d", host, port)
-                                    : snprintf(buf, len, "%s:%d", host, port);
+  int n =
+      strchr(host, ':') != NULL ? snprintf(buf, len, "[%s]:%d", host, port) : snprintf(buf, len, "%s:%d", host, port);
   return n < 0 || (size_t)n >= len ? FM_ETOOBIG : 0;
 }
 

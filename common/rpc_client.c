@@ -10,6 +10,7 @@
 
 #include "error.h"
 #include "rpc_codec.h"
+#include "rpc_core.h"
 
 struct fm_rpc_client {
   grpc_channel *channel;
@@ -21,14 +22,14 @@ int fm_rpc_client_new(const char *target, fm_rpc_client **out)
   fm_rpc_client *c = calloc(1, sizeof *c);
   if (c == NULL)
     return FM_ENOMEM;
-  grpc_init();
+  fm_rpc_core_init();
   static char k_max_recv[] = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
   grpc_arg arg;
   memset(&arg, 0, sizeof arg);
   arg.type = GRPC_ARG_INTEGER;
   arg.key = k_max_recv;
   arg.value.integer = -1;
-  grpc_channel_args args = {1, &arg};
+  grpc_channel_args args = { 1, &arg };
   grpc_channel_credentials *creds = grpc_insecure_credentials_create();
   c->channel = grpc_channel_create(target, creds, &args);
   grpc_channel_credentials_release(creds);
@@ -48,19 +49,19 @@ void fm_rpc_client_free(fm_rpc_client *c)
   }
   grpc_completion_queue_destroy(c->cq);
   free(c);
-  grpc_shutdown();
+  fm_rpc_core_shutdown();
 }
 
 int fm_rpc_client_unary(fm_rpc_client *c, const char *path, const ProtobufCMessage *req,
-                        const ProtobufCMessageDescriptor *resp_desc, int64_t timeout_ms,
-                        ProtobufCMessage **resp, grpc_status_code *status, char *err, size_t errlen)
+                        const ProtobufCMessageDescriptor *resp_desc, int64_t timeout_ms, ProtobufCMessage **resp,
+                        grpc_status_code *status, char *err, size_t errlen)
 {
-  gpr_timespec deadline = timeout_ms > 0 ? gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                                        gpr_time_from_millis(timeout_ms, GPR_TIMESPAN))
-                                         : gpr_inf_future(GPR_CLOCK_MONOTONIC);
+  gpr_timespec deadline =
+      timeout_ms > 0 ? gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN))
+                     : gpr_inf_future(GPR_CLOCK_MONOTONIC);
   grpc_slice method = grpc_slice_from_static_string(path);
-  grpc_call *call = grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq, method,
-                                             NULL, deadline, NULL);
+  grpc_call *call =
+      grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq, method, NULL, deadline, NULL);
   grpc_byte_buffer *send = fm_rpc_encode(req);
   grpc_byte_buffer *recv = NULL;
   grpc_metadata_array md_initial, md_trailing;

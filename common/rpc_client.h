@@ -23,8 +23,8 @@ void fm_rpc_client_free(fm_rpc_client *c);
  * FM_EDECODE. `status` may be NULL.
  */
 int fm_rpc_client_unary(fm_rpc_client *c, const char *path, const ProtobufCMessage *req,
-                        const ProtobufCMessageDescriptor *resp_desc, int64_t timeout_ms,
-                        ProtobufCMessage **resp, grpc_status_code *status, char *err, size_t errlen);
+                        const ProtobufCMessageDescriptor *resp_desc, int64_t timeout_ms, ProtobufCMessage **resp,
+                        grpc_status_code *status, char *err, size_t errlen);
 
 /* Name of a gRPC status code ("UNAVAILABLE"). */
 const char *fm_rpc_status_name(grpc_status_code code);

@@ -8,8 +8,8 @@
 
 #include "error.h"
 
-int fm_rpc_decode_bytes(const void *data, size_t len, const ProtobufCMessageDescriptor *desc,
-                        ProtobufCAllocator *alloc, ProtobufCMessage **out)
+int fm_rpc_decode_bytes(const void *data, size_t len, const ProtobufCMessageDescriptor *desc, ProtobufCAllocator *alloc,
+                        ProtobufCMessage **out)
 {
   ProtobufCMessage *m = protobuf_c_message_unpack(desc, alloc, len, (const uint8_t *)data);
   if (m == NULL)
@@ -18,8 +18,8 @@ int fm_rpc_decode_bytes(const void *data, size_t len, const ProtobufCMessageDesc
   return 0;
 }
 
-int fm_rpc_decode(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *desc,
-                  ProtobufCAllocator *alloc, ProtobufCMessage **out)
+int fm_rpc_decode(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *desc, ProtobufCAllocator *alloc,
+                  ProtobufCMessage **out)
 {
   /* The common case: one uncompressed slice, decoded where it lies. */
   if (bb->type == GRPC_BB_RAW && bb->data.raw.compression == GRPC_COMPRESS_NONE &&

@@ -12,12 +12,12 @@
  * On success *out is caller-owned: free with protobuf_c_message_free_unpacked.
  * Returns 0 or FM_EDECODE.
  */
-int fm_rpc_decode(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *desc,
-                  ProtobufCAllocator *alloc, ProtobufCMessage **out);
+int fm_rpc_decode(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *desc, ProtobufCAllocator *alloc,
+                  ProtobufCMessage **out);
 
 /* Decodes `len` bytes at `data` (borrowed); same contract as fm_rpc_decode. */
-int fm_rpc_decode_bytes(const void *data, size_t len, const ProtobufCMessageDescriptor *desc,
-                        ProtobufCAllocator *alloc, ProtobufCMessage **out);
+int fm_rpc_decode_bytes(const void *data, size_t len, const ProtobufCMessageDescriptor *desc, ProtobufCAllocator *alloc,
+                        ProtobufCMessage **out);
 
 /* Encodes `msg` into a new byte buffer; caller frees with grpc_byte_buffer_destroy.
  * Returns NULL only if allocation fails. */

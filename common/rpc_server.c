@@ -25,6 +25,7 @@
 #include "log.h"
 #include "net_addr.h"
 #include "rpc_codec.h"
+#include "rpc_core.h"
 
 #define DEFAULT_MAX_RECV (4 * 1024 * 1024)
 #define DEFAULT_REQUESTS_PER_CQ 32
@@ -134,10 +135,10 @@ static fm_rpc_call *call_new(cq_worker *w)
   fm_rpc_call *c = calloc(1, sizeof *c);
   if (c == NULL)
     return NULL;
-  c->t_new = (call_tag){TAG_NEW, c};
-  c->t_recv = (call_tag){TAG_RECV, c};
-  c->t_send = (call_tag){TAG_SEND, c};
-  c->t_close = (call_tag){TAG_CLOSE, c};
+  c->t_new = (call_tag){ TAG_NEW, c };
+  c->t_recv = (call_tag){ TAG_RECV, c };
+  c->t_send = (call_tag){ TAG_SEND, c };
+  c->t_close = (call_tag){ TAG_CLOSE, c };
   c->srv = w->srv;
   c->worker = w;
   atomic_init(&c->refs, 1);
@@ -153,8 +154,8 @@ static int request_call(cq_worker *w)
   fm_rpc_call *c = call_new(w);
   if (c == NULL)
     return FM_ENOMEM;
-  grpc_call_error e = grpc_server_request_call(w->srv->server, &c->call, &c->details, &c->request_md,
-                                               w->cq, w->cq, &c->t_new);
+  grpc_call_error e =
+      grpc_server_request_call(w->srv->server, &c->call, &c->details, &c->request_md, w->cq, w->cq, &c->t_new);
   if (e != GRPC_CALL_OK) {
     fm_log_error("grpc_server_request_call: error %d", (int)e);
     call_destroy(c);
@@ -177,8 +178,7 @@ static int start_batch_locked(fm_rpc_call *c, const grpc_op *ops, size_t n, call
 
 /* Starts the final batch: initial metadata if not yet sent, an optional reply
  * message (ownership taken), and the status. Holds c->mu. */
-static int start_status_locked(fm_rpc_call *c, grpc_status_code code, const char *msg,
-                               grpc_byte_buffer *reply)
+static int start_status_locked(fm_rpc_call *c, grpc_status_code code, const char *msg, grpc_byte_buffer *reply)
 {
   grpc_op ops[3];
   size_t n = 0;
@@ -471,8 +471,7 @@ static void on_recv(fm_rpc_call *c, bool ok)
   } else {
     ProtobufCMessage *req = NULL;
     if (fm_rpc_decode(bb, m->request, NULL, &req) != 0) {
-      fm_rpc_call_finishf(c, GRPC_STATUS_INVALID_ARGUMENT, "request does not decode as %s",
-                          m->request->name);
+      fm_rpc_call_finishf(c, GRPC_STATUS_INVALID_ARGUMENT, "request does not decode as %s", m->request->name);
     } else {
       m->on_request(c, req);
       protobuf_c_message_free_unpacked(req, NULL);
@@ -554,18 +553,18 @@ static void *cq_thread(void *arg)
 
 /* ================================================================ server */
 
-int fm_rpc_server_new(const fm_rpc_server_config *cfg, const fm_rpc_methods *methods,
-                      fm_rpc_server **out, char *err, size_t errlen)
+int fm_rpc_server_new(const fm_rpc_server_config *cfg, const fm_rpc_methods *methods, fm_rpc_server **out, char *err,
+                      size_t errlen)
 {
   int rc = FM_ENOMEM;
   fm_rpc_server *srv = calloc(1, sizeof *srv);
   if (srv == NULL)
     return FM_ENOMEM;
-  grpc_init();
+  fm_rpc_core_init();
   pthread_mutex_init(&srv->mu, NULL);
   pthread_cond_init(&srv->cv, NULL);
   srv->methods = methods;
-  srv->shutdown_tag = (call_tag){TAG_SHUTDOWN, NULL};
+  srv->shutdown_tag = (call_tag){ TAG_SHUTDOWN, NULL };
   atomic_init(&srv->shutting_down, false);
   srv->requests_per_cq = cfg->requests_per_cq > 0 ? cfg->requests_per_cq : DEFAULT_REQUESTS_PER_CQ;
   srv->nworkers = cfg->threads > 0 ? cfg->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
@@ -588,7 +587,7 @@ int fm_rpc_server_new(const fm_rpc_server_config *cfg, const fm_rpc_methods *met
   args[2].type = GRPC_ARG_INTEGER;
   args[2].key = k_reuseport;
   args[2].value.integer = 0;
-  grpc_channel_args ca = {3, args};
+  grpc_channel_args ca = { 3, args };
   srv->server = grpc_server_create(&ca, NULL);
   if (srv->server == NULL)
     goto err;
@@ -705,8 +704,7 @@ void fm_rpc_server_shutdown(fm_rpc_server *srv, int64_t grace_ms)
   if (srv->started) {
     end_streams(srv);
     grpc_server_shutdown_and_notify(srv->server, srv->workers[0].cq, &srv->shutdown_tag);
-    gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                         gpr_time_from_millis(grace_ms, GPR_TIMESPAN));
+    gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(grace_ms, GPR_TIMESPAN));
     if (!wait_shutdown_notified(srv, deadline)) {
       fm_log_warn("calls still running after %lld ms; cancelling them", (long long)grace_ms);
       grpc_server_cancel_all_calls(srv->server);
@@ -721,8 +719,8 @@ void fm_rpc_server_shutdown(fm_rpc_server *srv, int64_t grace_ms)
       srv->workers[i].started = false;
     } else {
       /* never started: drain the queue here so it can be destroyed */
-      while (grpc_completion_queue_next(srv->workers[i].cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL)
-                 .type != GRPC_QUEUE_SHUTDOWN) {
+      while (grpc_completion_queue_next(srv->workers[i].cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
+             GRPC_QUEUE_SHUTDOWN) {
       }
     }
   }
@@ -736,8 +734,7 @@ void fm_rpc_server_free(fm_rpc_server *srv)
   if (srv->server != NULL) {
     if (!srv->started) {
       /* a server that never started still needs the shutdown handshake */
-      grpc_server_shutdown_and_notify(srv->server, srv->workers ? srv->workers[0].cq : NULL,
-                                      &srv->shutdown_tag);
+      grpc_server_shutdown_and_notify(srv->server, srv->workers ? srv->workers[0].cq : NULL, &srv->shutdown_tag);
     }
     fm_rpc_server_shutdown(srv, 0);
     if (srv->live != NULL)
@@ -753,5 +750,5 @@ void fm_rpc_server_free(fm_rpc_server *srv)
   pthread_mutex_destroy(&srv->mu);
   pthread_cond_destroy(&srv->cv);
   free(srv);
-  grpc_shutdown();
+  fm_rpc_core_shutdown();
 }

@@ -63,8 +63,8 @@ typedef struct fm_rpc_server_config {
  * or FM_EADDR with a one-line reason in `err` when the address cannot be
  * bound. Caller frees with fm_rpc_server_free.
  */
-int fm_rpc_server_new(const fm_rpc_server_config *cfg, const fm_rpc_methods *methods,
-                      fm_rpc_server **out, char *err, size_t errlen);
+int fm_rpc_server_new(const fm_rpc_server_config *cfg, const fm_rpc_methods *methods, fm_rpc_server **out, char *err,
+                      size_t errlen);
 
 /* The bound port (useful when cfg->addr asked for port 0). */
 int fm_rpc_server_port(const fm_rpc_server *srv);

@@ -8,10 +8,10 @@
 
 #include "clock.h"
 #include "error.h"
+#include "filer.pb-c.h"
 #include "fm_config.h"
 #include "log.h"
 #include "net_addr.h"
-#include "filer.pb-c.h"
 #include "rpc_client.h"
 #include "rpc_server.h"
 
@@ -139,14 +139,14 @@ static void on_get_configuration(fm_rpc_call *call, const ProtobufCMessage *msg)
 
 /* ---------------------------------------------------------------- table */
 
-#define UNARY(name, req, fn)                                                                            \
-  {                                                                                                     \
-    .path = "/filer_pb.SeaweedFiler/" name, .kind = FM_RPC_UNARY, .request = &req, .on_request = fn,   \
+#define UNARY(name, req, fn)                                                                                           \
+  {                                                                                                                    \
+    .path = "/filer_pb.SeaweedFiler/" name, .kind = FM_RPC_UNARY, .request = &req, .on_request = fn,                   \
   }
 
 static fm_rpc_method methods[] = {
-    UNARY("Ping", filer_pb__ping_request__descriptor, on_ping),
-    UNARY("GetFilerConfiguration", filer_pb__get_filer_configuration_request__descriptor, on_get_configuration),
+  UNARY("Ping", filer_pb__ping_request__descriptor, on_ping),
+  UNARY("GetFilerConfiguration", filer_pb__get_filer_configuration_request__descriptor, on_get_configuration),
 };
 
 int fm_filer_service_register(fm_rpc_methods *t, fm_filer_service *svc)

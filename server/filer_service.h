@@ -9,8 +9,8 @@
 #include "rpc_methods.h"
 
 typedef struct fm_filer_service {
-  int32_t signature;     /* the store signature, stamped into every event */
-  uint32_t max_mb;       /* chunk size limit reported to clients */
+  int32_t signature;       /* the store signature, stamped into every event */
+  uint32_t max_mb;         /* chunk size limit reported to clients */
   char filer_address[300]; /* this filer as clients name it: "ip:port[.grpcPort]" */
 } fm_filer_service;
 

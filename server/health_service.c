@@ -51,14 +51,14 @@ static void on_watch(fm_rpc_call *call, const ProtobufCMessage *msg)
 }
 
 static fm_rpc_method methods[] = {
-    {.path = "/grpc.health.v1.Health/Check",
-     .kind = FM_RPC_UNARY,
-     .request = &grpc__health__v1__health_check_request__descriptor,
-     .on_request = on_check},
-    {.path = "/grpc.health.v1.Health/Watch",
-     .kind = FM_RPC_SERVER_STREAMING,
-     .request = &grpc__health__v1__health_check_request__descriptor,
-     .on_request = on_watch},
+  { .path = "/grpc.health.v1.Health/Check",
+    .kind = FM_RPC_UNARY,
+    .request = &grpc__health__v1__health_check_request__descriptor,
+    .on_request = on_check },
+  { .path = "/grpc.health.v1.Health/Watch",
+    .kind = FM_RPC_SERVER_STREAMING,
+    .request = &grpc__health__v1__health_check_request__descriptor,
+    .on_request = on_watch },
 };
 
 int fm_health_service_register(fm_rpc_methods *t)

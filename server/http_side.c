@@ -72,8 +72,8 @@ int fm_http_side_start(const char *ip, int port, fm_http_side **out, char *err, 
   unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
   if (res->ai_family == AF_INET6)
     flags |= MHD_USE_IPv6;
-  h->daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
-                               res->ai_addr, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60, MHD_OPTION_END);
+  h->daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, res->ai_addr,
+                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60, MHD_OPTION_END);
   freeaddrinfo(res);
   if (h->daemon == NULL) {
     char addr[300], why[FM_ERR_LEN];

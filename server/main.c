@@ -43,11 +43,10 @@ typedef struct options {
 
 static void usage(FILE *out, const fm_flag *flags, size_t n)
 {
-  fprintf(out,
-          "Usage: filermetad [flags]\n\n"
-          "filermetad is a SeaweedFS-compatible filer metadata service: gRPC on -port.grpc,\n"
-          "HTTP on -port, data in -dir.\n\n"
-          "Flags:\n");
+  fprintf(out, "Usage: filermetad [flags]\n\n"
+               "filermetad is a SeaweedFS-compatible filer metadata service: gRPC on -port.grpc,\n"
+               "HTTP on -port, data in -dir.\n\n"
+               "Flags:\n");
   fm_flags_usage(out, flags, n);
 }
 
@@ -77,38 +76,37 @@ static int write_port_file(const char *path, int grpc_port, int http_port, char 
 int main(int argc, char **argv)
 {
   options o = {
-      .port = 8888,
-      .grpc_port = 18888,
-      .ip = "127.0.0.1",
-      .ip_bind = "",
-      .dir = "./data",
-      .port_file = "",
-      .max_mb = 4,
-      .grpc_max_recv_mb = 4,
-      .grpc_threads = 0,
-      .grace_ms = 2000,
-      .verbosity = FM_LOG_INFO,
+    .port = 8888,
+    .grpc_port = 18888,
+    .ip = "127.0.0.1",
+    .ip_bind = "",
+    .dir = "./data",
+    .port_file = "",
+    .max_mb = 4,
+    .grpc_max_recv_mb = 4,
+    .grpc_threads = 0,
+    .grace_ms = 2000,
+    .verbosity = FM_LOG_INFO,
   };
   fm_flag flags[] = {
-      {"port", FM_FLAG_INT, &o.port, "HTTP listen port (0 picks a free port)", 0, 65535, false},
-      {"port.grpc", FM_FLAG_INT, &o.grpc_port,
-       "gRPC listen port; 0 picks a free port; unset means -port + 10000", 0, 65535, false},
-      {"ip", FM_FLAG_STRING, &o.ip, "address this filer is reached at; also the bind address unless -ip.bind is set",
-       0, 0, false},
-      {"ip.bind", FM_FLAG_STRING, &o.ip_bind, "address to listen on (0.0.0.0 for all interfaces); default -ip", 0, 0,
-       false},
-      {"dir", FM_FLAG_STRING, &o.dir, "data directory, created if missing", 0, 0, false},
-      {"port-file", FM_FLAG_STRING, &o.port_file, "after binding, write grpc=<port> and http=<port> lines here", 0, 0,
-       false},
-      {"maxMB", FM_FLAG_INT, &o.max_mb, "split files larger than this many MiB into chunks", 1, 1024, false},
-      {"grpc.maxRecvMB", FM_FLAG_INT, &o.grpc_max_recv_mb, "largest gRPC request message accepted, in MiB", 1, 2047,
-       false},
-      {"grpc.threads", FM_FLAG_INT, &o.grpc_threads, "gRPC completion-queue threads (0 = one per core)", 0, 256,
-       false},
-      {"shutdown.graceMs", FM_FLAG_INT, &o.grace_ms,
-       "on SIGTERM, how long unary calls in progress may finish before they are cancelled", 0, 600000, false},
-      {"v", FM_FLAG_INT, &o.verbosity, "log level: 0 errors, 1 warnings, 2 info, 3 debug", 0, 3, false},
-      {"version", FM_FLAG_BOOL, &o.version, "print the version and exit", 0, 0, false},
+    { "port", FM_FLAG_INT, &o.port, "HTTP listen port (0 picks a free port)", 0, 65535, false },
+    { "port.grpc", FM_FLAG_INT, &o.grpc_port, "gRPC listen port; 0 picks a free port; unset means -port + 10000", 0,
+      65535, false },
+    { "ip", FM_FLAG_STRING, &o.ip, "address this filer is reached at; also the bind address unless -ip.bind is set", 0,
+      0, false },
+    { "ip.bind", FM_FLAG_STRING, &o.ip_bind, "address to listen on (0.0.0.0 for all interfaces); default -ip", 0, 0,
+      false },
+    { "dir", FM_FLAG_STRING, &o.dir, "data directory, created if missing", 0, 0, false },
+    { "port-file", FM_FLAG_STRING, &o.port_file, "after binding, write grpc=<port> and http=<port> lines here", 0, 0,
+      false },
+    { "maxMB", FM_FLAG_INT, &o.max_mb, "split files larger than this many MiB into chunks", 1, 1024, false },
+    { "grpc.maxRecvMB", FM_FLAG_INT, &o.grpc_max_recv_mb, "largest gRPC request message accepted, in MiB", 1, 2047,
+      false },
+    { "grpc.threads", FM_FLAG_INT, &o.grpc_threads, "gRPC completion-queue threads (0 = one per core)", 0, 256, false },
+    { "shutdown.graceMs", FM_FLAG_INT, &o.grace_ms,
+      "on SIGTERM, how long unary calls in progress may finish before they are cancelled", 0, 600000, false },
+    { "v", FM_FLAG_INT, &o.verbosity, "log level: 0 errors, 1 warnings, 2 info, 3 debug", 0, 3, false },
+    { "version", FM_FLAG_BOOL, &o.version, "print the version and exit", 0, 0, false },
   };
   const size_t nflags = sizeof flags / sizeof flags[0];
   char err[FM_ERR_LEN];
@@ -154,8 +152,8 @@ int main(int argc, char **argv)
   fm_rpc_methods *methods = NULL;
   fm_rpc_server *server = NULL;
   fm_http_side *http = NULL;
-  fm_filer_service filer = {0};
-  fm_reflection_service reflection = {0};
+  fm_filer_service filer = { 0 };
+  fm_reflection_service reflection = { 0 };
 
   if (fm_data_dir_open(o.dir, &dir, err, sizeof err) != 0) {
     fprintf(stderr, "filermetad: %s\n", err);
@@ -185,10 +183,10 @@ int main(int argc, char **argv)
     goto out;
   }
   fm_rpc_server_config cfg = {
-      .addr = grpc_addr,
-      .threads = (int)o.grpc_threads,
-      .max_recv_bytes = (int)(o.grpc_max_recv_mb * 1024 * 1024 > INT32_MAX ? INT32_MAX
-                                                                          : o.grpc_max_recv_mb * 1024 * 1024),
+    .addr = grpc_addr,
+    .threads = (int)o.grpc_threads,
+    .max_recv_bytes =
+        (int)(o.grpc_max_recv_mb * 1024 * 1024 > INT32_MAX ? INT32_MAX : o.grpc_max_recv_mb * 1024 * 1024),
   };
   if (fm_rpc_server_new(&cfg, methods, &server, err, sizeof err) != 0) {
     fprintf(stderr, "filermetad: %s\n", err);

@@ -32,7 +32,8 @@ static void send_files(fm_rpc_call *call, refl_response *resp, const fm_descript
   Grpc__Reflection__V1alpha__FileDescriptorResponse fdr = GRPC__REFLECTION__V1ALPHA__FILE_DESCRIPTOR_RESPONSE__INIT;
   fdr.n_file_descriptor_proto = n;
   fdr.file_descriptor_proto = blobs;
-  resp->message_response_case = GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_FILE_DESCRIPTOR_RESPONSE;
+  resp->message_response_case =
+      GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_FILE_DESCRIPTOR_RESPONSE;
   resp->file_descriptor_response = &fdr;
   fm_rpc_call_send(call, &resp->base, 0);
 }
@@ -69,7 +70,8 @@ static void send_services(fm_rpc_call *call, refl_response *resp, const fm_rpc_m
   Grpc__Reflection__V1alpha__ListServiceResponse ls = GRPC__REFLECTION__V1ALPHA__LIST_SERVICE_RESPONSE__INIT;
   ls.n_service = n;
   ls.service = ptrs;
-  resp->message_response_case = GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_LIST_SERVICES_RESPONSE;
+  resp->message_response_case =
+      GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_LIST_SERVICES_RESPONSE;
   resp->list_services_response = &ls;
   fm_rpc_call_send(call, &resp->base, 0);
   free(items);
@@ -126,7 +128,8 @@ static void on_request(fm_rpc_call *call, const ProtobufCMessage *msg)
     if (fm_descriptor_index_find_symbol(idx, type, &is_message) < 0 || !is_message) {
       send_error(call, &resp, REFL_NOT_FOUND, "type not found: ", req->all_extension_numbers_of_type);
     } else {
-      Grpc__Reflection__V1alpha__ExtensionNumberResponse en = GRPC__REFLECTION__V1ALPHA__EXTENSION_NUMBER_RESPONSE__INIT;
+      Grpc__Reflection__V1alpha__ExtensionNumberResponse en =
+          GRPC__REFLECTION__V1ALPHA__EXTENSION_NUMBER_RESPONSE__INIT;
       en.base_type_name = (char *)(uintptr_t)type;
       resp.message_response_case =
           GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ALL_EXTENSION_NUMBERS_RESPONSE;
@@ -150,17 +153,17 @@ static void on_sent(fm_rpc_call *call, bool ok)
 }
 
 static fm_rpc_method methods[] = {
-    {.path = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-     .kind = FM_RPC_BIDI_STREAMING,
-     .request = &grpc__reflection__v1alpha__server_reflection_request__descriptor,
-     .on_request = on_request,
-     .on_sent = on_sent},
-    /* v1 has the same messages and field numbers, so the v1alpha types serve it */
-    {.path = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-     .kind = FM_RPC_BIDI_STREAMING,
-     .request = &grpc__reflection__v1alpha__server_reflection_request__descriptor,
-     .on_request = on_request,
-     .on_sent = on_sent},
+  { .path = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    .kind = FM_RPC_BIDI_STREAMING,
+    .request = &grpc__reflection__v1alpha__server_reflection_request__descriptor,
+    .on_request = on_request,
+    .on_sent = on_sent },
+  /* v1 has the same messages and field numbers, so the v1alpha types serve it */
+  { .path = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    .kind = FM_RPC_BIDI_STREAMING,
+    .request = &grpc__reflection__v1alpha__server_reflection_request__descriptor,
+    .on_request = on_request,
+    .on_sent = on_sent },
 };
 
 int fm_reflection_service_register(fm_rpc_methods *t, fm_reflection_service *svc)

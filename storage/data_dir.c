@@ -88,8 +88,8 @@ static int write_signature(const char *dir, const char *file, int32_t sig, char 
 {
   char tmp[PATH_MAX + 8];
   snprintf(tmp, sizeof tmp, "%s.tmp", file);
-  uint8_t b[4] = {(uint8_t)((uint32_t)sig >> 24), (uint8_t)((uint32_t)sig >> 16), (uint8_t)((uint32_t)sig >> 8),
-                  (uint8_t)sig};
+  uint8_t b[4] = { (uint8_t)((uint32_t)sig >> 24), (uint8_t)((uint32_t)sig >> 16), (uint8_t)((uint32_t)sig >> 8),
+                   (uint8_t)sig };
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
     int e = errno;

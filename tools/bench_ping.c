@@ -28,8 +28,8 @@ static int ping_once(fm_rpc_client *c, char *err, size_t errlen)
 {
   FilerPb__PingRequest req = FILER_PB__PING_REQUEST__INIT;
   ProtobufCMessage *reply = NULL;
-  int rc = fm_rpc_client_unary(c, "/filer_pb.SeaweedFiler/Ping", &req.base, &filer_pb__ping_response__descriptor,
-                               10000, &reply, NULL, err, errlen);
+  int rc = fm_rpc_client_unary(c, "/filer_pb.SeaweedFiler/Ping", &req.base, &filer_pb__ping_response__descriptor, 10000,
+                               &reply, NULL, err, errlen);
   if (rc == 0)
     protobuf_c_message_free_unpacked(reply, NULL);
   return rc;
@@ -71,10 +71,10 @@ static int bench_ping(int argc, char **argv)
   int64_t clients = 64, calls = 1000;
   bool json = false;
   fm_flag flags[] = {
-      {"filer", FM_FLAG_STRING, &filer, "filer address (host:port or host:port.grpcPort)", 0, 0, false},
-      {"c", FM_FLAG_INT, &clients, "concurrent clients, each with its own connection", 1, 4096, false},
-      {"n", FM_FLAG_INT, &calls, "calls per client", 1, 100000000, false},
-      {"json", FM_FLAG_BOOL, &json, "print one JSON object instead of a table", 0, 0, false},
+    { "filer", FM_FLAG_STRING, &filer, "filer address (host:port or host:port.grpcPort)", 0, 0, false },
+    { "c", FM_FLAG_INT, &clients, "concurrent clients, each with its own connection", 1, 4096, false },
+    { "n", FM_FLAG_INT, &calls, "calls per client", 1, 100000000, false },
+    { "json", FM_FLAG_BOOL, &json, "print one JSON object instead of a table", 0, 0, false },
   };
   char err[FM_ERR_LEN], target[300];
   int first = 0;
@@ -106,7 +106,7 @@ static int bench_ping(int argc, char **argv)
   pthread_barrier_t start;
   pthread_barrier_init(&start, NULL, (unsigned)nw + 1);
   for (size_t i = 0; i < nw; i++) {
-    ws[i] = (worker){.target = target, .n = calls, .lat_ns = lat + i * (size_t)calls, .start = &start};
+    ws[i] = (worker){ .target = target, .n = calls, .lat_ns = lat + i * (size_t)calls, .start = &start };
     pthread_create(&th[i], NULL, run_worker, &ws[i]);
   }
   pthread_barrier_wait(&start);
@@ -137,8 +137,8 @@ static int bench_ping(int argc, char **argv)
     printf("  %-14s %zu (%" PRId64 " errors)\n", "calls", total, errors);
     printf("  %-14s %.3f\n", "seconds", (double)wall / 1e9);
     printf("  %-14s %.0f\n", "calls/s", rate);
-    printf("  %-14s %.1f us\n  %-14s %.1f us\n  %-14s %.1f us\n", "latency p50", p50, "latency p99", p99,
-           "latency max", max);
+    printf("  %-14s %.1f us\n  %-14s %.1f us\n  %-14s %.1f us\n", "latency p50", p50, "latency p99", p99, "latency max",
+           max);
   }
   if (first_error != NULL)
     fprintf(stderr, "filermeta bench ping: first error: %s\n", first_error);
@@ -153,7 +153,8 @@ int fm_cmd_bench(int argc, char **argv)
   if (argc >= 2 && strcmp(argv[1], "ping") == 0)
     return bench_ping(argc - 1, argv + 1);
   if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0)) {
-    printf("Usage: filermeta bench <workload> [flags]\n\nWorkloads:\n  ping   unary Ping rate with concurrent clients\n");
+    printf(
+        "Usage: filermeta bench <workload> [flags]\n\nWorkloads:\n  ping   unary Ping rate with concurrent clients\n");
     return 0;
   }
   fprintf(stderr, "filermeta bench: unknown or missing workload%s%s (known: ping)\n", argc >= 2 ? " " : "",

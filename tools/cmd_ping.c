@@ -45,11 +45,11 @@ int fm_cmd_ping(int argc, char **argv)
 {
   const char *filer = "localhost:8888", *target = "", *target_type = "";
   fm_flag flags[] = {
-      {"filer", FM_FLAG_STRING, &filer, "filer address (host:port = HTTP port, gRPC at port+10000; or host:port.grpcPort)",
-       0, 0, false},
-      {"target", FM_FLAG_STRING, &target, "ask the filer to ping this address instead of answering itself", 0, 0,
-       false},
-      {"targetType", FM_FLAG_STRING, &target_type, "kind of -target: filer", 0, 0, false},
+    { "filer", FM_FLAG_STRING, &filer,
+      "filer address (host:port = HTTP port, gRPC at port+10000; or host:port.grpcPort)", 0, 0, false },
+    { "target", FM_FLAG_STRING, &target, "ask the filer to ping this address instead of answering itself", 0, 0,
+      false },
+    { "targetType", FM_FLAG_STRING, &target_type, "kind of -target: filer", 0, 0, false },
   };
   char grpc_target[300], err[FM_ERR_LEN];
   int rc = parse("ping", flags, 3, argc, argv, &filer, grpc_target, sizeof grpc_target);
@@ -80,8 +80,8 @@ int fm_cmd_config(int argc, char **argv)
 {
   const char *filer = "localhost:8888";
   fm_flag flags[] = {
-      {"filer", FM_FLAG_STRING, &filer, "filer address (host:port = HTTP port, gRPC at port+10000; or host:port.grpcPort)",
-       0, 0, false},
+    { "filer", FM_FLAG_STRING, &filer,
+      "filer address (host:port = HTTP port, gRPC at port+10000; or host:port.grpcPort)", 0, 0, false },
   };
   char grpc_target[300], err[FM_ERR_LEN];
   int rc = parse("config", flags, 1, argc, argv, &filer, grpc_target, sizeof grpc_target);
