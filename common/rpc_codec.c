@@ -4,9 +4,47 @@
 
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/slice.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "error.h"
+
+/*
+ * protobuf-c accepts field number 0 when its tag is written as an over-long
+ * varint ("80 00"), keeps it as an unknown field, and writes it back in the
+ * short form, which it (like every other decoder) rejects. Field 0 is invalid
+ * protobuf, so such input is refused here, at any depth, before anything is
+ * stored or forwarded that could not be read back.
+ */
+static bool has_field_zero(const ProtobufCMessage *m)
+{
+  for (unsigned i = 0; i < m->n_unknown_fields; i++)
+    if (m->unknown_fields[i].tag == 0)
+      return true;
+  const ProtobufCMessageDescriptor *d = m->descriptor;
+  const char *base = (const char *)m;
+  for (unsigned f = 0; f < d->n_fields; f++) {
+    const ProtobufCFieldDescriptor *fd = &d->fields[f];
+    if (fd->type != PROTOBUF_C_TYPE_MESSAGE)
+      continue;
+    if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
+      size_t n = *(const size_t *)(const void *)(base + fd->quantifier_offset);
+      ProtobufCMessage *const *items = *(ProtobufCMessage *const *const *)(const void *)(base + fd->offset);
+      for (size_t k = 0; k < n; k++)
+        if (items[k] != NULL && has_field_zero(items[k]))
+          return true;
+      continue;
+    }
+    /* a oneof member is only meaningful when its case is the selected one */
+    if ((fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+        *(const uint32_t *)(const void *)(base + fd->quantifier_offset) != fd->id)
+      continue;
+    const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)(const void *)(base + fd->offset);
+    if (sub != NULL && has_field_zero(sub))
+      return true;
+  }
+  return false;
+}
 
 int fm_rpc_decode_bytes(const void *data, size_t len, const ProtobufCMessageDescriptor *desc, ProtobufCAllocator *alloc,
                         ProtobufCMessage **out)
@@ -14,6 +52,10 @@ int fm_rpc_decode_bytes(const void *data, size_t len, const ProtobufCMessageDesc
   ProtobufCMessage *m = protobuf_c_message_unpack(desc, alloc, len, (const uint8_t *)data);
   if (m == NULL)
     return FM_EDECODE;
+  if (has_field_zero(m)) {
+    protobuf_c_message_free_unpacked(m, alloc);
+    return FM_EDECODE;
+  }
   *out = m;
   return 0;
 }

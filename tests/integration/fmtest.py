@@ -23,6 +23,7 @@ import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 FILERMETAD = os.environ.get("FILERMETAD", "")
+TEST_SERVER = os.environ.get("FM_TEST_SERVER", "")  # "host:grpcport[,httpport]" of a server you started
 FILERMETA = os.environ.get("FILERMETA", "")
 DESCRIPTOR_SET = os.environ.get("FM_DESCRIPTOR_SET", "")
 START_TIMEOUT = 15.0
@@ -86,7 +87,10 @@ class Server:
     """
 
     def __init__(self, data_dir=None, args=(), keep_dir=False):
-        if not FILERMETAD:
+        # Tests that need no particular flags or data dir may use a server
+        # started by hand (FM_TEST_SERVER), e.g. one running under gdb.
+        self.attached = bool(TEST_SERVER) and data_dir is None and not args
+        if not FILERMETAD and not self.attached:
             raise RuntimeError("FILERMETAD is not set (run the tests through meson)")
         self.tmp = tempfile.mkdtemp(prefix="fmtest-")
         self.dir = data_dir or os.path.join(self.tmp, "data")
@@ -100,6 +104,11 @@ class Server:
 
     def start(self):
         self.log = open(self.log_path, "wb")
+        if self.attached:
+            hostport, _, http = TEST_SERVER.partition(",")
+            self.grpc_port = int(hostport.rsplit(":", 1)[1])
+            self.http_port = int(http) if http else self.grpc_port - 10000
+            return self
         cmd = [FILERMETAD, "-dir", self.dir, "-port", "0", "-port.grpc", "0",
                "--port-file", self.port_file] + self.args
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
@@ -117,12 +126,15 @@ class Server:
 
     @property
     def grpc_addr(self):
+        if self.attached:
+            return TEST_SERVER.partition(",")[0]
         return "127.0.0.1:%d" % self.grpc_port
 
     @property
     def filer_addr(self):
         """The address in SeaweedFS form for our CLI: host:httpPort.grpcPort."""
-        return "127.0.0.1:%d.%d" % (self.http_port, self.grpc_port)
+        host = self.grpc_addr.rsplit(":", 1)[0]
+        return "%s:%d.%d" % (host, self.http_port, self.grpc_port)
 
     def channel(self):
         ch = grpc.insecure_channel(self.grpc_addr)
@@ -141,6 +153,8 @@ class Server:
         """Signals the server and waits; returns (exit code, seconds taken).
         Client channels stay open until the server is gone, so that open
         streams see how the server ends them."""
+        if self.attached:
+            raise Skip("stops the server; not done to FM_TEST_SERVER")
         if self.proc is None or self.proc.poll() is not None:
             return (self.proc.returncode if self.proc else None, 0.0)
         t0 = time.monotonic()

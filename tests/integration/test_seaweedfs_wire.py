@@ -1,0 +1,58 @@
+"""Integration: a client built from SeaweedFS's own filer.proto (not ours) calls
+filermetad and decodes the answers. Upstream's file cannot be committed here,
+so this runs when SEAWEEDFS_FILER_PROTO names a copy of weed/pb/filer.proto
+(and is reported as skipped otherwise). The schema is compiled at run time with
+protoc into a descriptor set; nothing of ours is used on the client side."""
+
+import os
+import subprocess
+import tempfile
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+import fmtest
+from fmtest import Server
+
+UPSTREAM = os.environ.get("SEAWEEDFS_FILER_PROTO", "")
+
+
+def upstream_classes():
+    if not UPSTREAM:
+        raise fmtest.Skip("SEAWEEDFS_FILER_PROTO not set")
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "upstream.desc")
+        subprocess.run(["protoc", "--include_imports", "--descriptor_set_out=" + out,
+                        "-I" + os.path.dirname(UPSTREAM), os.path.basename(UPSTREAM)], check=True)
+        fds = descriptor_pb2.FileDescriptorSet.FromString(open(out, "rb").read())
+    pool = descriptor_pool.DescriptorPool()
+    for f in fds.file:
+        pool.Add(f)
+    factory = message_factory.MessageFactory(pool)
+    return lambda name: factory.GetPrototype(pool.FindMessageTypeByName(name))
+
+
+def call(ch, method, req, resp_cls):
+    return ch.unary_unary("/filer_pb.SeaweedFiler/" + method, request_serializer=lambda m: m.SerializeToString(),
+                          response_deserializer=resp_cls.FromString)(req, timeout=10)
+
+
+def test_upstream_client_ping():
+    M = upstream_classes()
+    with Server() as s:
+        r = call(s.channel(), "Ping", M("filer_pb.PingRequest")(), M("filer_pb.PingResponse"))
+        assert 0 < r.start_time_ns <= r.stop_time_ns, r
+
+
+def test_upstream_client_configuration():
+    M = upstream_classes()
+    with Server() as s:
+        r = call(s.channel(), "GetFilerConfiguration", M("filer_pb.GetFilerConfigurationRequest")(),
+                 M("filer_pb.GetFilerConfigurationResponse"))
+        assert r.signature != 0 and r.dir_buckets == "/buckets" and r.max_mb == 4, r
+        assert r.major_version == 4 and r.minor_version == 44 and r.version, r
+        # nothing we sent is unknown to upstream's schema
+        assert not r.UnknownFields() if hasattr(r, "UnknownFields") else True
+
+
+if __name__ == "__main__":
+    fmtest.main([test_upstream_client_ping, test_upstream_client_configuration])
