@@ -17,12 +17,12 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const ProtobufCMessageDescriptor *const requests[] = {
-    &filer_pb__ping_request__descriptor,
-    &filer_pb__get_filer_configuration_request__descriptor,
-    &filer_pb__subscribe_metadata_request__descriptor,
-    &filer_pb__create_entry_request__descriptor,
-    &grpc__health__v1__health_check_request__descriptor,
-    &grpc__reflection__v1alpha__server_reflection_request__descriptor,
+  &filer_pb__ping_request__descriptor,
+  &filer_pb__get_filer_configuration_request__descriptor,
+  &filer_pb__subscribe_metadata_request__descriptor,
+  &filer_pb__create_entry_request__descriptor,
+  &grpc__health__v1__health_check_request__descriptor,
+  &grpc__reflection__v1alpha__server_reflection_request__descriptor,
 };
 
 static void check(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d)
@@ -49,8 +49,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   grpc_slice whole = grpc_slice_from_copied_buffer((const char *)data, size);
   grpc_byte_buffer *one = grpc_raw_byte_buffer_create(&whole, 1);
   size_t cut = size / 2;
-  grpc_slice parts[2] = {grpc_slice_from_copied_buffer((const char *)data, cut),
-                         grpc_slice_from_copied_buffer((const char *)data + cut, size - cut)};
+  grpc_slice parts[2] = { grpc_slice_from_copied_buffer((const char *)data, cut),
+                          grpc_slice_from_copied_buffer((const char *)data + cut, size - cut) };
   grpc_byte_buffer *two = grpc_raw_byte_buffer_create(parts, 2);
   for (size_t i = 0; i < sizeof requests / sizeof requests[0]; i++) {
     check(one, requests[i]);
