@@ -59,10 +59,15 @@ static int add_symbol(fm_descriptor_index *idx, const char *scope, const char *n
   return 0;
 }
 
+/* An enum and its values; the values live in the enum's enclosing scope
+ * (filer_pb.WriteCondition.IF_EXISTS), as protobuf scopes them. */
 static int add_enum(fm_descriptor_index *idx, const char *scope, const Google__Protobuf__EnumDescriptorProto *e,
                     int file)
 {
-  return add_symbol(idx, scope, e->name, file, false, NULL);
+  int rc = add_symbol(idx, scope, e->name, file, false, NULL);
+  for (size_t i = 0; i < e->n_value && rc == 0; i++)
+    rc = add_symbol(idx, scope, e->value[i]->name, file, false, NULL);
+  return rc;
 }
 
 static int add_message(fm_descriptor_index *idx, const char *scope, const Google__Protobuf__DescriptorProto *m,
@@ -135,8 +140,10 @@ int fm_descriptor_index_new(const void *set, size_t len, fm_descriptor_index **o
     const Google__Protobuf__FileDescriptorProto *f = idx->set->file[i];
     file_entry *fe = &idx->files[i];
     fe->deps = calloc(f->n_dependency ? f->n_dependency : 1, sizeof *fe->deps);
-    if (fe->deps == NULL)
+    if (fe->deps == NULL) {
+      rc = FM_ENOMEM;
       goto err;
+    }
     for (size_t d = 0; d < f->n_dependency; d++) {
       int di = fm_descriptor_index_find_file(idx, f->dependency[d]);
       if (di < 0) {

@@ -1,5 +1,5 @@
 /* An index over a serialized FileDescriptorSet: files by name, fully-qualified
- * symbols (messages, fields, enums, services, methods) by name, and each file's
+ * symbols (messages, fields, enums, enum values, services, methods), and each file's
  * transitive dependencies. Built once at start-up; read-only and lock-free after. */
 #ifndef FM_DESCRIPTOR_INDEX_H
 #define FM_DESCRIPTOR_INDEX_H
@@ -10,8 +10,8 @@
 
 typedef struct fm_descriptor_index fm_descriptor_index;
 
-/* Decodes `set` (borrowed) with protobuf-c. Returns 0, FM_EDECODE or FM_ENOMEM;
- * caller frees *out with fm_descriptor_index_free. */
+/* Decodes `set` (borrowed for the duration of the call; everything is copied) with protobuf-c. Returns 0, FM_EDECODE or
+ * FM_ENOMEM; caller frees *out with fm_descriptor_index_free. */
 int fm_descriptor_index_new(const void *set, size_t len, fm_descriptor_index **out);
 void fm_descriptor_index_free(fm_descriptor_index *idx);
 

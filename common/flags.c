@@ -1,6 +1,7 @@
 /* Go-style flag parsing over a caller-provided table. */
 #include "flags.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -46,8 +47,9 @@ static int set_value(fm_flag *f, const char *val, char *err, size_t errlen)
   case FM_FLAG_INT: {
     char *end = NULL;
     errno = 0;
-    long long v = strtoll(val, &end, 10);
-    if (errno != 0 || end == val || *end != '\0') {
+    /* base 0 like Go's flag package: 0x1f, 017 (octal) and 31 are all accepted */
+    long long v = strtoll(val, &end, 0);
+    if (errno != 0 || end == val || *end != '\0' || isspace((unsigned char)val[0])) {
       snprintf(err, errlen, "invalid value \"%s\" for flag -%s: not an integer", val, f->name);
       return FM_EINVAL;
     }

@@ -30,7 +30,8 @@ typedef struct fm_flag {
 
 /*
  * Parses argv[1..argc-1] against `flags`. On return *first_arg is the index of
- * the first argument that is not a flag (argc when there is none). Returns 0,
+ * the first argument that is not a flag (argc when there is none; left as is on
+ * FM_EINVAL). `set` is only ever turned on, never cleared. Returns 0,
  * FM_FLAGS_HELP, or FM_EINVAL with a one-line reason in `err` (for example
  * "flag provided but not defined: -foo", Go's wording).
  */

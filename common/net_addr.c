@@ -28,8 +28,10 @@ int fm_net_split(const char *addr, char *host, size_t hostlen, int *port)
   if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
     h++;
     hlen -= 2;
+  } else if (memchr(h, ':', hlen) != NULL) {
+    return FM_EINVAL; /* "::1:80" is ambiguous; IPv6 needs brackets */
   }
-  if (hlen >= hostlen)
+  if (hlen >= hostlen || colon[1] < '0' || colon[1] > '9')
     return FM_EINVAL;
   char *end = NULL;
   long p = strtol(colon + 1, &end, 10);

@@ -30,6 +30,10 @@ static int errno_to_fm(int e)
 static int make_dirs(const char *path, char *err, size_t errlen)
 {
   char buf[PATH_MAX];
+  if (path[0] == '\0') {
+    snprintf(err, errlen, "data directory path is empty");
+    return FM_EINVAL;
+  }
   if (strlen(path) >= sizeof buf) {
     snprintf(err, errlen, "data directory path too long");
     return FM_EINVAL;
@@ -74,13 +78,23 @@ static int read_signature(const char *file, int32_t *sig, char *err, size_t errl
   }
   uint8_t b[5];
   ssize_t n = read(fd, b, sizeof b);
+  int e = errno;
   close(fd);
+  if (n < 0) {
+    snprintf(err, errlen, "cannot read %s: %s", file, strerror(e));
+    return errno_to_fm(e);
+  }
   if (n != 4) {
     snprintf(err, errlen, "%s is corrupt (%zd bytes, expected 4); remove it only if this filer may take a new identity",
              file, n);
     return FM_EDECODE;
   }
   *sig = (int32_t)((uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3]);
+  if (*sig == 0) {
+    /* 0 means "no signature" on the wire, so it can never be a filer's own */
+    snprintf(err, errlen, "%s is corrupt (signature 0); remove it only if this filer may take a new identity", file);
+    return FM_EDECODE;
+  }
   return 0;
 }
 

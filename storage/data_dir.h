@@ -14,8 +14,10 @@ typedef struct fm_data_dir fm_data_dir;
 
 /*
  * Opens (creating as needed, like mkdir -p) the data directory at `path`,
- * then loads or creates the signature. Returns 0, or FM_EIO / FM_EPERM /
- * FM_EDECODE with a one-line reason in `err`. Caller frees with fm_data_dir_free.
+ * then loads or creates the signature. Returns 0, or FM_EINVAL (empty or too
+ * long path), FM_EIO, FM_EPERM, FM_EDECODE (a damaged signature file, which is
+ * never replaced) or FM_ENOMEM, with a one-line reason in `err`. Caller frees
+ * with fm_data_dir_free.
  */
 int fm_data_dir_open(const char *path, fm_data_dir **out, char *err, size_t errlen);
 void fm_data_dir_free(fm_data_dir *d);
