@@ -516,38 +516,50 @@ static void on_close(fm_rpc_call *c)
   maybe_done(c);
 }
 
-static void *cq_thread(void *arg)
+/* Dispatches one completion. Runs on the queue's thread (or, for a queue whose
+ * thread never started, on the thread draining it at shutdown). */
+static void handle_event(cq_worker *w, grpc_event ev)
 {
-  cq_worker *w = arg;
   fm_rpc_server *srv = w->srv;
+  if (ev.type != GRPC_OP_COMPLETE)
+    return;
+  call_tag *tag = ev.tag;
+  switch (tag->kind) {
+  case TAG_NEW:
+    on_new_call(w, tag->call, ev.success != 0);
+    break;
+  case TAG_RECV:
+    on_recv(tag->call, ev.success != 0);
+    break;
+  case TAG_SEND:
+    on_send(tag->call, ev.success != 0);
+    break;
+  case TAG_CLOSE:
+    on_close(tag->call);
+    break;
+  case TAG_SHUTDOWN:
+    pthread_mutex_lock(&srv->mu);
+    srv->shutdown_notified = true;
+    pthread_cond_broadcast(&srv->cv);
+    pthread_mutex_unlock(&srv->mu);
+    break;
+  }
+}
+
+/* Runs w's queue until it is shut down and drained. */
+static void drain(cq_worker *w)
+{
   for (;;) {
     grpc_event ev = grpc_completion_queue_next(w->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
     if (ev.type == GRPC_QUEUE_SHUTDOWN)
-      break;
-    if (ev.type != GRPC_OP_COMPLETE)
-      continue;
-    call_tag *tag = ev.tag;
-    switch (tag->kind) {
-    case TAG_NEW:
-      on_new_call(w, tag->call, ev.success != 0);
-      break;
-    case TAG_RECV:
-      on_recv(tag->call, ev.success != 0);
-      break;
-    case TAG_SEND:
-      on_send(tag->call, ev.success != 0);
-      break;
-    case TAG_CLOSE:
-      on_close(tag->call);
-      break;
-    case TAG_SHUTDOWN:
-      pthread_mutex_lock(&srv->mu);
-      srv->shutdown_notified = true;
-      pthread_cond_broadcast(&srv->cv);
-      pthread_mutex_unlock(&srv->mu);
-      break;
-    }
+      return;
+    handle_event(w, ev);
   }
+}
+
+static void *cq_thread(void *arg)
+{
+  drain(arg);
   return NULL;
 }
 
@@ -718,10 +730,8 @@ void fm_rpc_server_shutdown(fm_rpc_server *srv, int64_t grace_ms)
       pthread_join(srv->workers[i].thread, NULL);
       srv->workers[i].started = false;
     } else {
-      /* never started: drain the queue here so it can be destroyed */
-      while (grpc_completion_queue_next(srv->workers[i].cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
-             GRPC_QUEUE_SHUTDOWN) {
-      }
+      /* never started: drain the queue here so that what it holds is released */
+      drain(&srv->workers[i]);
     }
   }
   srv->shut_down = true;
