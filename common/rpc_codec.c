@@ -5,6 +5,7 @@
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/slice.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
@@ -78,6 +79,96 @@ int fm_rpc_decode(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *desc, 
   grpc_slice_unref(s);
   return rc;
 }
+
+/* ---------------------------------------------------------------- requests */
+
+/*
+ * Requests are decoded through an allocator that keeps each block's size in
+ * front of it. protobuf-c allocates exactly len + 1 bytes for a string of len
+ * bytes, so a string whose strlen is shorter than its block held a NUL.
+ */
+#define SIZED_HEADER 16 /* keeps the max_align_t alignment of malloc */
+
+static void *sized_alloc(void *data, size_t size)
+{
+  (void)data;
+  unsigned char *p = malloc(size + SIZED_HEADER);
+  if (p == NULL)
+    return NULL;
+  memcpy(p, &size, sizeof size);
+  return p + SIZED_HEADER;
+}
+
+static void sized_free(void *data, void *ptr)
+{
+  (void)data;
+  if (ptr != NULL)
+    free((unsigned char *)ptr - SIZED_HEADER);
+}
+
+static ProtobufCAllocator sized_allocator = { sized_alloc, sized_free, NULL };
+
+static bool string_has_nul(const char *s)
+{
+  size_t size;
+  memcpy(&size, s - SIZED_HEADER, sizeof size);
+  return strlen(s) + 1 != size;
+}
+
+/* Whether any string in m (at any depth) holds a NUL. Strings still pointing
+ * at the descriptor's default were never allocated and are skipped. */
+static bool has_nul_string(const ProtobufCMessage *m)
+{
+  const ProtobufCMessageDescriptor *d = m->descriptor;
+  const char *base = (const char *)m;
+  for (unsigned f = 0; f < d->n_fields; f++) {
+    const ProtobufCFieldDescriptor *fd = &d->fields[f];
+    if (fd->type != PROTOBUF_C_TYPE_STRING && fd->type != PROTOBUF_C_TYPE_MESSAGE)
+      continue;
+    if ((fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+        *(const uint32_t *)(const void *)(base + fd->quantifier_offset) != fd->id)
+      continue;
+    if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
+      size_t n = *(const size_t *)(const void *)(base + fd->quantifier_offset);
+      void *const *items = *(void *const *const *)(const void *)(base + fd->offset);
+      for (size_t k = 0; k < n; k++) {
+        if (items[k] == NULL)
+          continue;
+        if (fd->type == PROTOBUF_C_TYPE_STRING ? string_has_nul(items[k]) : has_nul_string(items[k]))
+          return true;
+      }
+      continue;
+    }
+    const void *v = *(const void *const *)(const void *)(base + fd->offset);
+    if (v == NULL || v == fd->default_value)
+      continue;
+    if (fd->type == PROTOBUF_C_TYPE_STRING ? string_has_nul(v) : has_nul_string(v))
+      return true;
+  }
+  return false;
+}
+
+int fm_rpc_decode_request(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out)
+{
+  ProtobufCMessage *m = NULL;
+  int rc = fm_rpc_decode(bb, desc, &sized_allocator, &m);
+  if (rc != 0)
+    return rc;
+  if (has_nul_string(m)) {
+    protobuf_c_message_free_unpacked(m, &sized_allocator);
+    return FM_EINVAL;
+  }
+  *out = m;
+  return 0;
+}
+
+void fm_rpc_request_free(ProtobufCMessage *msg)
+{
+  if (msg != NULL)
+    protobuf_c_message_free_unpacked(msg, &sized_allocator);
+}
+
+/* ---------------------------------------------------------------- encoding */
 
 grpc_byte_buffer *fm_rpc_encode(const ProtobufCMessage *msg)
 {

@@ -19,6 +19,14 @@ int fm_rpc_decode(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *desc, 
 int fm_rpc_decode_bytes(const void *data, size_t len, const ProtobufCMessageDescriptor *desc, ProtobufCAllocator *alloc,
                         ProtobufCMessage **out);
 
+/*
+ * Decodes a request the server received: as fm_rpc_decode, and also refuses
+ * (FM_EINVAL) any string field holding a NUL byte, which C strings would
+ * silently cut short ("a\0b" read as "a"). Free *out with fm_rpc_request_free.
+ */
+int fm_rpc_decode_request(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out);
+void fm_rpc_request_free(ProtobufCMessage *msg);
+
 /* Encodes `msg` into a new byte buffer; caller frees with grpc_byte_buffer_destroy.
  * Returns NULL only if allocation fails. */
 grpc_byte_buffer *fm_rpc_encode(const ProtobufCMessage *msg);

@@ -90,6 +90,7 @@ struct fm_rpc_call {
   bool closed; /* RECV_CLOSE_ON_SERVER completed */
   bool done;   /* on_done ran (or is running) */
   int close_cancelled;
+  bool keep_request; /* set by the handler inside on_request; CQ thread only */
   grpc_byte_buffer *recv_buf, *send_buf;
   grpc_slice status_details;
   bool has_status_details;
@@ -331,6 +332,11 @@ bool fm_rpc_call_cancelled(fm_rpc_call *c)
   return r;
 }
 
+void fm_rpc_call_keep_request(fm_rpc_call *c)
+{
+  c->keep_request = true;
+}
+
 void fm_rpc_call_set_user(fm_rpc_call *c, void *user)
 {
   c->user = user;
@@ -470,11 +476,16 @@ static void on_recv(fm_rpc_call *c, bool ok)
       fm_rpc_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "request message missing");
   } else {
     ProtobufCMessage *req = NULL;
-    if (fm_rpc_decode(bb, m->request, NULL, &req) != 0) {
+    int rc = fm_rpc_decode_request(bb, m->request, &req);
+    if (rc == FM_EINVAL) {
+      fm_rpc_call_finishf(c, GRPC_STATUS_INVALID_ARGUMENT, "%s: a string field contains a NUL byte", m->request->name);
+    } else if (rc != 0) {
       fm_rpc_call_finishf(c, GRPC_STATUS_INVALID_ARGUMENT, "request does not decode as %s", m->request->name);
     } else {
+      c->keep_request = false;
       m->on_request(c, req);
-      protobuf_c_message_free_unpacked(req, NULL);
+      if (!c->keep_request)
+        fm_rpc_request_free(req);
     }
   }
   if (bb != NULL)

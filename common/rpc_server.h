@@ -107,6 +107,11 @@ int fm_rpc_call_finish(fm_rpc_call *call, grpc_status_code code, const char *mes
 int fm_rpc_call_finishf(fm_rpc_call *call, grpc_status_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* From inside on_request only: the handler keeps the decoded request beyond
+ * the callback (e.g. to finish the call from another thread) and frees it
+ * itself with fm_rpc_request_free (rpc_codec.h). */
+void fm_rpc_call_keep_request(fm_rpc_call *call);
+
 /* Bidi: read the next request (delivered through on_request). */
 int fm_rpc_call_recv_next(fm_rpc_call *call);
 

@@ -6,9 +6,11 @@
 
 #include <stdint.h>
 
+#include "filer.h"
 #include "rpc_methods.h"
 
 typedef struct fm_filer_service {
+  fm_filer *filer;         /* the store's mutation engine */
   int32_t signature;       /* the store signature, stamped into every event */
   uint32_t max_mb;         /* chunk size limit reported to clients */
   char filer_address[300]; /* this filer as clients name it: "ip:port[.grpcPort]" */

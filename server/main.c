@@ -16,7 +16,9 @@
 #include "data_dir.h"
 #include "descriptor_index.h"
 #include "descriptor_set.h"
+#include "entries_service.h"
 #include "error.h"
+#include "filer.h"
 #include "filer_service.h"
 #include "flags.h"
 #include "health_service.h"
@@ -25,6 +27,7 @@
 #include "net_addr.h"
 #include "reflection_service.h"
 #include "rpc_server.h"
+#include "store.h"
 
 typedef struct options {
   int64_t port;
@@ -39,6 +42,7 @@ typedef struct options {
   int64_t grace_ms;
   int64_t verbosity;
   bool version;
+  bool store_sync;
 } options;
 
 static void usage(FILE *out, const fm_flag *flags, size_t n)
@@ -105,6 +109,8 @@ int main(int argc, char **argv)
     { "grpc.threads", FM_FLAG_INT, &o.grpc_threads, "gRPC completion-queue threads (0 = one per core)", 0, 256, false },
     { "shutdown.graceMs", FM_FLAG_INT, &o.grace_ms,
       "on SIGTERM, how long unary calls in progress may finish before they are cancelled", 0, 600000, false },
+    { "store.sync", FM_FLAG_BOOL, &o.store_sync,
+      "fsync every group of writes before acknowledging it (safe against power loss, slower)", 0, 0, false },
     { "v", FM_FLAG_INT, &o.verbosity, "log level: 0 errors, 1 warnings, 2 info, 3 debug", 0, 3, false },
     { "version", FM_FLAG_BOOL, &o.version, "print the version and exit", 0, 0, false },
   };
@@ -148,6 +154,8 @@ int main(int argc, char **argv)
 
   int exit_code = 1;
   fm_data_dir *dir = NULL;
+  fm_store *store = NULL;
+  fm_filer *engine = NULL;
   fm_descriptor_index *index = NULL;
   fm_rpc_methods *methods = NULL;
   fm_rpc_server *server = NULL;
@@ -163,10 +171,29 @@ int main(int argc, char **argv)
     fprintf(stderr, "filermetad: the compiled-in descriptor set does not decode\n");
     goto out;
   }
-  filer.signature = fm_data_dir_signature(dir);
+  fm_store_options sopt = { .sync = o.store_sync };
+  if (fm_store_open(o.dir, &sopt, &store, err, sizeof err) != 0) {
+    fprintf(stderr, "filermetad: %s\n", err);
+    goto out;
+  }
+  /* the signature lives in the store; a first-version data dir kept it in a file */
+  if (fm_store_load_signature(store, fm_data_dir_signature(dir), &filer.signature, err, sizeof err) != 0) {
+    fprintf(stderr, "filermetad: %s\n", err);
+    goto out;
+  }
+  if (fm_data_dir_signature(dir) != 0) {
+    if (fm_data_dir_signature(dir) != filer.signature)
+      fm_log_warn("ignoring %s/%s: the store already has signature %d", o.dir, FM_SIGNATURE_FILE, (int)filer.signature);
+    fm_data_dir_forget_signature(dir);
+  }
+  if (fm_filer_new(store, filer.signature, &engine, err, sizeof err) != 0) {
+    fprintf(stderr, "filermetad: %s\n", err);
+    goto out;
+  }
+  filer.filer = engine;
   filer.max_mb = (uint32_t)o.max_mb;
   if (fm_rpc_methods_new(&methods) != 0 || fm_filer_service_register(methods, &filer) != 0 ||
-      fm_health_service_register(methods) != 0) {
+      fm_entries_service_register(methods, &filer) != 0 || fm_health_service_register(methods) != 0) {
     fprintf(stderr, "filermetad: cannot build the method table\n");
     goto out;
   }
@@ -226,7 +253,9 @@ int main(int argc, char **argv)
 
 out:
   fm_http_side_free(http);
-  fm_rpc_server_free(server);
+  fm_rpc_server_free(server); /* no call is left to submit a mutation */
+  fm_filer_free(engine);      /* completes what was queued */
+  fm_store_free(store);
   fm_rpc_methods_free(methods);
   fm_descriptor_index_free(index);
   fm_data_dir_free(dir);

@@ -1,6 +1,5 @@
-/* Data directory and signature file. The signature is written to a temporary
- * file, fsynced and renamed into place, so a crash leaves either no file or a
- * whole one. */
+/* Data directory, and the signature file of the first version of filermeta
+ * (read for migration into the store, then removed). */
 #include "data_dir.h"
 
 #include <errno.h>
@@ -9,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -98,45 +96,6 @@ static int read_signature(const char *file, int32_t *sig, char *err, size_t errl
   return 0;
 }
 
-static int write_signature(const char *dir, const char *file, int32_t sig, char *err, size_t errlen)
-{
-  char tmp[PATH_MAX + 8];
-  snprintf(tmp, sizeof tmp, "%s.tmp", file);
-  uint8_t b[4] = { (uint8_t)((uint32_t)sig >> 24), (uint8_t)((uint32_t)sig >> 16), (uint8_t)((uint32_t)sig >> 8),
-                   (uint8_t)sig };
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    int e = errno;
-    snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(e));
-    return errno_to_fm(e);
-  }
-  int ok = write(fd, b, 4) == 4 && fsync(fd) == 0;
-  int e = errno;
-  close(fd);
-  if (!ok || rename(tmp, file) != 0) {
-    e = ok ? errno : e;
-    unlink(tmp);
-    snprintf(err, errlen, "cannot write %s: %s", file, strerror(e));
-    return errno_to_fm(e);
-  }
-  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    fsync(dfd);
-    close(dfd);
-  }
-  return 0;
-}
-
-static int32_t random_signature(void)
-{
-  int32_t sig = 0;
-  while (sig == 0) {
-    if (getrandom(&sig, sizeof sig, 0) != (ssize_t)sizeof sig)
-      sig = (int32_t)(getpid() ^ time(NULL));
-  }
-  return sig;
-}
-
 int fm_data_dir_open(const char *path, fm_data_dir **out, char *err, size_t errlen)
 {
   int rc = make_dirs(path, err, errlen);
@@ -152,8 +111,8 @@ int fm_data_dir_open(const char *path, fm_data_dir **out, char *err, size_t errl
   snprintf(file, sizeof file, "%s/%s", path, FM_SIGNATURE_FILE);
   rc = read_signature(file, &d->signature, err, errlen);
   if (rc == FM_ENOTFOUND) {
-    d->signature = random_signature();
-    rc = write_signature(path, file, d->signature, err, errlen);
+    d->signature = 0; /* nothing to migrate: the store creates the signature */
+    rc = 0;
   }
   if (rc != 0) {
     fm_data_dir_free(d);
@@ -179,4 +138,14 @@ const char *fm_data_dir_path(const fm_data_dir *d)
 int32_t fm_data_dir_signature(const fm_data_dir *d)
 {
   return d->signature;
+}
+
+int fm_data_dir_forget_signature(fm_data_dir *d)
+{
+  char file[PATH_MAX];
+  snprintf(file, sizeof file, "%s/%s", d->path, FM_SIGNATURE_FILE);
+  if (unlink(file) != 0 && errno != ENOENT)
+    return FM_EIO;
+  d->signature = 0;
+  return 0;
 }

@@ -12,6 +12,7 @@ static void usage(FILE *out)
                "  ping      ping a filer (or, through it, another filer) and print the clocks\n"
                "  config    print a filer's GetFilerConfiguration answer\n"
                "  bench     benchmarks (bench ping: unary call rate with concurrent clients)\n"
+               "  wal       print the event write-ahead records of a stopped filer's data dir\n"
                "  version   print the version\n\n"
                "Run filermeta <command> -h for the flags of a command.\n");
 }
@@ -27,6 +28,8 @@ int main(int argc, char **argv)
     return fm_cmd_ping(argc - 1, argv + 1);
   if (strcmp(cmd, "config") == 0)
     return fm_cmd_config(argc - 1, argv + 1);
+  if (strcmp(cmd, "wal") == 0)
+    return fm_cmd_wal(argc - 1, argv + 1);
   if (strcmp(cmd, "bench") == 0)
     return fm_cmd_bench(argc - 1, argv + 1);
   if (strcmp(cmd, "version") == 0 || strcmp(cmd, "-version") == 0 || strcmp(cmd, "--version") == 0) {

@@ -6,5 +6,6 @@
 int fm_cmd_ping(int argc, char **argv);
 int fm_cmd_config(int argc, char **argv);
 int fm_cmd_bench(int argc, char **argv);
+int fm_cmd_wal(int argc, char **argv);
 
 #endif

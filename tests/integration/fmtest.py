@@ -77,6 +77,22 @@ def raw_unary(channel, path, payload, timeout=10.0):
     return channel.unary_unary(path)(payload, timeout=timeout)
 
 
+def stream(channel, path, request, response_type, timeout=30.0):
+    """Calls a server-streaming method; returns the list of decoded responses
+    once the stream ended with OK, or raises grpc.RpcError."""
+    call = channel.unary_stream(
+        path,
+        request_serializer=lambda m: m.SerializeToString(),
+        response_deserializer=msg(response_type).FromString,
+    )
+    return list(call(request, timeout=timeout))
+
+
+def raw_stream(channel, path, payload, timeout=30.0):
+    """Sends raw bytes to a server-streaming method; returns the responses as raw bytes."""
+    return list(channel.unary_stream(path)(payload, timeout=timeout))
+
+
 # ---------------------------------------------------------------- server
 
 class Server:
@@ -213,6 +229,26 @@ def run_cli(*args, timeout=20.0):
     """Runs a program; returns CompletedProcess with text output."""
     return subprocess.run(list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           timeout=timeout)
+
+
+def wal_dump(data_dir, parse=True, timeout=120.0):
+    """The event write-ahead records of the store in `data_dir`, in store order,
+    from `filermeta wal -dir D -json` (the server must be stopped: LevelDB admits
+    one process). Returns [(ts_ns, SubscribeMetadataResponse)], or with
+    parse=False [(ts_ns, dict of the event's canonical JSON)], which is faster."""
+    import json
+    from google.protobuf import json_format
+    p = run_cli(FILERMETA, "wal", "-dir", data_dir, "-json", timeout=timeout)
+    assert p.returncode == 0, "filermeta wal exited %d: %s" % (p.returncode, p.stderr[-2000:])
+    cls = msg("filer_pb.SubscribeMetadataResponse")
+    out = []
+    for line in p.stdout.splitlines():
+        if not line.strip():
+            continue
+        d = json.loads(line)
+        ev = json_format.ParseDict(d["event"], cls()) if parse else d["event"]
+        out.append((int(d["tsNs"]), ev))
+    return out
 
 
 # ---------------------------------------------------------------- TAP runner

@@ -2,6 +2,7 @@
 (Ping, GetFilerConfiguration, health) and the RPC layer's error statuses."""
 
 import os
+import shutil
 import time
 
 import grpc
@@ -76,12 +77,32 @@ def test_signature_survives_restart_and_differs_per_dir():
     try:
         with Server(data_dir=data_dir) as s2:
             assert config(s2.channel()).signature == sig1
-            with open(os.path.join(data_dir, "filer.signature"), "rb") as f:
-                assert int.from_bytes(f.read(), "big", signed=True) == sig1
+            # the signature lives in the store, under upstream's KV key
+            kv = unary(s2.channel(), "/filer_pb.SeaweedFiler/KvGet", msg("filer_pb.KvGetRequest")(key=b"filer.store.id"),
+                       "filer_pb.KvGetResponse")
+            assert int.from_bytes(kv.value, "big", signed=True) == sig1, kv
         with Server() as s3:
             assert config(s3.channel()).signature != sig1
     finally:
-        import shutil
+        shutil.rmtree(s1.tmp, ignore_errors=True)
+
+
+def test_signature_migrates_from_first_version_file():
+    with Server(keep_dir=True) as s1:
+        data_dir = s1.dir
+        fmtest.assert_clean_stop(s1)
+    try:
+        # a data dir as the first version left it: no store, a signature file
+        shutil.rmtree(os.path.join(data_dir, "filer.db"))
+        with open(os.path.join(data_dir, "filer.signature"), "wb") as f:
+            f.write((0x1234abcd).to_bytes(4, "big"))
+        with Server(data_dir=data_dir) as s2:
+            assert config(s2.channel()).signature == 0x1234abcd
+            fmtest.assert_clean_stop(s2)
+        assert not os.path.exists(os.path.join(data_dir, "filer.signature")), "legacy file kept after migration"
+        with Server(data_dir=data_dir) as s3:
+            assert config(s3.channel()).signature == 0x1234abcd
+    finally:
         shutil.rmtree(s1.tmp, ignore_errors=True)
 
 
@@ -102,7 +123,7 @@ def test_health_check():
 def test_unimplemented_methods():
     with Server() as s:
         ch = s.channel()
-        for path in ("/filer_pb.SeaweedFiler/KvGet", "/filer_pb.SeaweedFiler/StreamRenameEntry",
+        for path in ("/filer_pb.SeaweedFiler/CollectionList", "/filer_pb.SeaweedFiler/StreamRenameEntry",
                      "/no.Such/Method"):
             try:
                 raw_unary(ch, path, b"")
@@ -179,6 +200,7 @@ if __name__ == "__main__":
         test_configuration_fields,
         test_max_mb_flag,
         test_signature_survives_restart_and_differs_per_dir,
+        test_signature_migrates_from_first_version_file,
         test_health_check,
         test_unimplemented_methods,
         test_garbage_request_is_invalid_argument,

@@ -29,7 +29,7 @@ const CASES = [
   'Ping through types built from reflection: start_time_ns > 0, stop_time_ns >= start_time_ns',
   'GetFilerConfiguration through types built from reflection',
   'file_containing_symbol no.such.Symbol answers error_response with error_code 5 (NOT_FOUND)',
-  'unimplemented method /filer_pb.SeaweedFiler/KvGet fails with status 12 (UNIMPLEMENTED)',
+  'unimplemented method /filer_pb.SeaweedFiler/CollectionList fails with status 12 (UNIMPLEMENTED)',
   'grpc.health.v1.Health/Check through types built from reflection answers SERVING',
   'SIGTERM: filermetad exits with code 0 within 5 s',
 ];
@@ -410,9 +410,9 @@ async function checkUnknownSymbol() {
 
 async function checkUnimplemented() {
   const code = await new Promise((resolve, reject) => {
-    client.makeUnaryRequest('/filer_pb.SeaweedFiler/KvGet', (x) => x, (x) => x, Buffer.alloc(0),
+    client.makeUnaryRequest('/filer_pb.SeaweedFiler/CollectionList', (x) => x, (x) => x, Buffer.alloc(0),
       new grpc.Metadata(), { deadline: deadline() },
-      (e, resp) => (e ? resolve(e.code) : reject(new Error(`KvGet succeeded: ${resp.length} bytes`))));
+      (e, resp) => (e ? resolve(e.code) : reject(new Error(`CollectionList succeeded: ${resp.length} bytes`))));
   });
   check(code === grpc.status.UNIMPLEMENTED, `status ${code} (${statusName(code)}), want 12 (UNIMPLEMENTED)`);
 }

@@ -84,15 +84,10 @@ static void write_file(const char *path, const void *data, size_t len)
   close(fd);
 }
 
-static int32_t be32(const uint8_t *b)
-{
-  return (int32_t)((uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3]);
-}
-
 static void test_creates_nested_dirs(void **state)
 {
   fixture *f = *state;
-  char path[PATH_MAX], sigfile[PATH_MAX];
+  char path[PATH_MAX];
   join(path, sizeof path, f->base, "a/b/c");
   char err[FM_ERR_LEN] = "";
   fm_data_dir *d = NULL;
@@ -104,62 +99,37 @@ static void test_creates_nested_dirs(void **state)
   assert_int_equal(stat(path, &st), 0);
   assert_true(S_ISDIR(st.st_mode));
 
-  int32_t sig = fm_data_dir_signature(d);
-  assert_int_not_equal(sig, 0);
+  /* the signature belongs to the store now: a new data dir gets no file */
+  assert_int_equal(fm_data_dir_signature(d), 0);
+  char sigfile[PATH_MAX];
   join(sigfile, sizeof sigfile, path, FM_SIGNATURE_FILE);
-  uint8_t b[16];
-  assert_int_equal(read_file(sigfile, b, sizeof b), 4);
-  assert_int_equal(be32(b), sig);
-
-  /* The temporary file used for the atomic write is gone. */
-  char tmp[PATH_MAX + 8];
-  snprintf(tmp, sizeof tmp, "%s.tmp", sigfile);
-  assert_int_not_equal(access(tmp, F_OK), 0);
+  assert_int_not_equal(access(sigfile, F_OK), 0);
   fm_data_dir_free(d);
 }
 
-static void test_signature_stable_across_reopen(void **state)
+/* A legacy signature file is read, kept until forgotten, then removed. */
+static void test_forget_legacy_signature(void **state)
 {
   fixture *f = *state;
-  char path[PATH_MAX], sigfile[PATH_MAX];
-  join(path, sizeof path, f->base, "data");
-  join(sigfile, sizeof sigfile, path, FM_SIGNATURE_FILE);
+  char sigfile[PATH_MAX];
+  join(sigfile, sizeof sigfile, f->base, FM_SIGNATURE_FILE);
+  write_file(sigfile, "\x01\x02\x03\x04", 4);
   char err[FM_ERR_LEN];
   fm_data_dir *d = NULL;
-  assert_int_equal(fm_data_dir_open(path, &d, err, sizeof err), 0);
-  int32_t first = fm_data_dir_signature(d);
+  assert_int_equal(fm_data_dir_open(f->base, &d, err, sizeof err), 0);
+  assert_int_equal(fm_data_dir_signature(d), 0x01020304);
+  assert_int_equal(fm_data_dir_forget_signature(d), 0);
+  assert_int_equal(fm_data_dir_signature(d), 0);
+  assert_int_not_equal(access(sigfile, F_OK), 0);
+  /* forgetting twice is harmless */
+  assert_int_equal(fm_data_dir_forget_signature(d), 0);
   fm_data_dir_free(d);
-  uint8_t before[16];
-  assert_int_equal(read_file(sigfile, before, sizeof before), 4);
-
-  for (int i = 0; i < 3; i++) {
-    d = NULL;
-    assert_int_equal(fm_data_dir_open(path, &d, err, sizeof err), 0);
-    assert_int_equal(fm_data_dir_signature(d), first);
-    fm_data_dir_free(d);
-  }
-  uint8_t after[16];
-  assert_int_equal(read_file(sigfile, after, sizeof after), 4);
-  assert_memory_equal(before, after, 4);
+  d = NULL;
+  assert_int_equal(fm_data_dir_open(f->base, &d, err, sizeof err), 0);
+  assert_int_equal(fm_data_dir_signature(d), 0);
+  fm_data_dir_free(d);
 }
 
-static void test_new_dirs_get_new_signatures(void **state)
-{
-  fixture *f = *state;
-  char p1[PATH_MAX], p2[PATH_MAX];
-  join(p1, sizeof p1, f->base, "one");
-  join(p2, sizeof p2, f->base, "two");
-  char err[FM_ERR_LEN];
-  fm_data_dir *d1 = NULL, *d2 = NULL;
-  assert_int_equal(fm_data_dir_open(p1, &d1, err, sizeof err), 0);
-  assert_int_equal(fm_data_dir_open(p2, &d2, err, sizeof err), 0);
-  /* Two random 32-bit values collide once in 2^32 runs. */
-  assert_int_not_equal(fm_data_dir_signature(d1), fm_data_dir_signature(d2));
-  fm_data_dir_free(d1);
-  fm_data_dir_free(d2);
-}
-
-/* An existing signature file is read as big-endian, including negative values. */
 static void test_reads_existing_signature(void **state)
 {
   fixture *f = *state;
@@ -374,10 +344,10 @@ static void test_slashes(void **state)
   fm_data_dir *d = NULL;
   assert_int_equal(fm_data_dir_open(path, &d, err, sizeof err), 0);
   fm_data_dir_free(d);
-  char sigfile[PATH_MAX];
-  join(sigfile, sizeof sigfile, f->base, "x/y/" FM_SIGNATURE_FILE);
-  uint8_t b[8];
-  assert_int_equal(read_file(sigfile, b, sizeof b), 4);
+  struct stat st;
+  join(path, sizeof path, f->base, "x/y");
+  assert_int_equal(stat(path, &st), 0);
+  assert_true(S_ISDIR(st.st_mode));
 }
 
 static void test_free_null(void **state)
@@ -393,8 +363,7 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
     T(test_creates_nested_dirs),
-    T(test_signature_stable_across_reopen),
-    T(test_new_dirs_get_new_signatures),
+    T(test_forget_legacy_signature),
     T(test_reads_existing_signature),
     T(test_wrong_size_signature),
     T(test_zero_signature_refused),

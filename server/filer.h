@@ -1,0 +1,84 @@
+/* The filer: the mutation engine over the store. One committer thread applies
+ * mutations in arrival order, each as one store batch holding the entry changes
+ * and their events, makes each group durable, runs the event hook, then
+ * completes each mutation. Submitted from CQ threads; reads bypass it. */
+#ifndef FM_FILER_H
+#define FM_FILER_H
+
+#include <grpc/grpc.h>
+#include <protobuf-c/protobuf-c.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+typedef struct fm_filer fm_filer;
+
+/* Called on the committer thread with each event after its batch is durable,
+ * in ts order. `event` is an encoded SubscribeMetadataResponse, valid during
+ * the call. Registered by the MetaLogBuffer. */
+typedef void (*fm_filer_event_hook)(void *arg, int64_t ts_ns, const uint8_t *event, size_t len);
+
+typedef enum fm_mutation_kind {
+  FM_MUT_CREATE, /* req: FilerPb__CreateEntryRequest */
+  FM_MUT_UPDATE, /* req: FilerPb__UpdateEntryRequest */
+  FM_MUT_DELETE, /* req: FilerPb__DeleteEntryRequest */
+  FM_MUT_RENAME, /* req: FilerPb__AtomicRenameEntryRequest */
+  FM_MUT_KV_PUT, /* req: FilerPb__KvPutRequest */
+} fm_mutation_kind;
+
+typedef struct fm_staged_event {
+  int64_t ts_ns;
+  uint8_t *bytes; /* encoded SubscribeMetadataResponse */
+  size_t len;
+} fm_staged_event;
+
+/*
+ * A mutation, owned by the submitter (usually embedded in its per-call state)
+ * until `done` has been called. Requests must already be path-validated by
+ * the caller (fm_path_check_*); the filer re-checks only what the store decides.
+ */
+typedef struct fm_mutation fm_mutation;
+struct fm_mutation {
+  fm_mutation_kind kind;
+  const ProtobufCMessage *req;  /* borrowed until done */
+  void (*done)(fm_mutation *m); /* committer thread; results below are valid during it */
+  void *arg;
+
+  /* results */
+  grpc_status_code status; /* non-OK: the call fails with `message` */
+  char message[512];
+  char inband_error[512];            /* OK status with the response's `error` text */
+  int filer_error;                   /* FilerPb__FilerError for CreateEntryResponse.error_code */
+  const fm_staged_event *last_event; /* the mutation's last event, or NULL */
+
+  /* private to the filer */
+  fm_mutation *next;
+  fm_staged_event *events;
+  size_t nevents, capevents;
+};
+
+/* Opens the filer over `store` (borrowed) with this filer's signature: recovers
+ * the clock and starts the committer. Returns 0 or an FM_E* code with `err`. */
+int fm_filer_new(fm_store *store, int32_t signature, fm_filer **out, char *err, size_t errlen);
+
+/* Registers the event hook; call before the first submit. */
+void fm_filer_set_event_hook(fm_filer *f, fm_filer_event_hook hook, void *arg);
+
+/* Completes every queued mutation, stops the committer, frees. NULL is a no-op. */
+void fm_filer_free(fm_filer *f);
+
+/* Queues `m`; its done callback runs later on the committer thread. Returns 0,
+ * or FM_ESHUTDOWN (done is then never called). Any thread. */
+int fm_filer_submit(fm_filer *f, fm_mutation *m);
+
+/* The ts of the newest event made durable so far. Any thread. */
+int64_t fm_filer_committed_ts(const fm_filer *f);
+
+int32_t fm_filer_signature(const fm_filer *f);
+fm_store *fm_filer_store(const fm_filer *f);
+
+/* The system log directory: mutations under it produce no events. */
+#define FM_SYSTEM_LOG_DIR "/topics/.system/log"
+
+#endif

@@ -1,0 +1,42 @@
+/* Inside storage/: the key layout of the filer store (store_keys.c), shared
+ * by store.c and the unit tests. */
+#ifndef FM_STORAGE_INTERNAL_H
+#define FM_STORAGE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Key ranges, one leading byte each:
+ *   'E' dir '\0' name   an entry; '\0' cannot occur in paths, so a directory's
+ *                       entries are one contiguous range in name order
+ *   'K' key             the KV API
+ *   'W' ts (8 bytes BE) an event write-ahead record; ts_ns > 0, so byte order
+ *                       is time order
+ *   'M' name            store metadata ("Mclock": highest ts ever assigned)
+ */
+#define FM_KEY_ENTRY 'E'
+#define FM_KEY_KV 'K'
+#define FM_KEY_EVENT 'W'
+#define FM_KEY_META 'M'
+
+/* A key in a small inline buffer, spilling to the heap when long. */
+typedef struct fm_key {
+  char *data;
+  size_t len;
+  char inline_buf[256];
+} fm_key;
+
+void fm_store__key_free(fm_key *k);
+
+/* 'E' dir '\0' name. name may be "" for the directory's range prefix. */
+int fm_store__key_entry(fm_key *k, const char *dir, const char *name);
+int fm_store__key_kv(fm_key *k, const void *key, size_t klen);
+int fm_store__key_event(fm_key *k, int64_t ts_ns);
+
+/* Decodes an event key; returns 0 or FM_EDECODE. */
+int fm_store__key_event_ts(const char *key, size_t len, int64_t *ts_ns);
+
+#define FM_KEY_CLOCK "Mclock"
+
+#endif
