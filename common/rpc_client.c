@@ -114,6 +114,91 @@ int fm_rpc_client_unary(fm_rpc_client *c, const char *path, const ProtobufCMessa
   return rc;
 }
 
+/* Runs one batch and waits for it on the client's queue. */
+static bool run_batch(fm_rpc_client *c, grpc_call *call, const grpc_op *ops, size_t n)
+{
+  void *tag = (void *)ops;
+  if (grpc_call_start_batch(call, ops, n, tag, NULL) != GRPC_CALL_OK)
+    return false;
+  return grpc_completion_queue_pluck(c->cq, tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).success != 0;
+}
+
+int fm_rpc_client_stream(fm_rpc_client *c, const char *path, const ProtobufCMessage *req,
+                         const ProtobufCMessageDescriptor *resp_desc, int64_t timeout_ms, fm_rpc_client_stream_fn fn,
+                         void *arg, grpc_status_code *status, char *err, size_t errlen)
+{
+  gpr_timespec deadline =
+      timeout_ms > 0 ? gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN))
+                     : gpr_inf_future(GPR_CLOCK_MONOTONIC);
+  grpc_call *call = grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq,
+                                             grpc_slice_from_static_string(path), NULL, deadline, NULL);
+  grpc_byte_buffer *send = fm_rpc_encode(req);
+  grpc_metadata_array md_initial, md_trailing;
+  grpc_metadata_array_init(&md_initial);
+  grpc_metadata_array_init(&md_trailing);
+  grpc_status_code st = GRPC_STATUS_UNKNOWN;
+  grpc_slice details = grpc_empty_slice();
+  int rc = 0;
+  bool stopped = false;
+
+  grpc_op ops[4];
+  memset(ops, 0, sizeof ops);
+  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[1].op = GRPC_OP_SEND_MESSAGE;
+  ops[1].data.send_message.send_message = send;
+  ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+  ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+  ops[3].data.recv_initial_metadata.recv_initial_metadata = &md_initial;
+  run_batch(c, call, ops, 4); /* a failure here shows up in the status below */
+
+  for (;;) {
+    grpc_byte_buffer *recv = NULL;
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &recv;
+    if (!run_batch(c, call, &op, 1) || recv == NULL)
+      break; /* end of stream, or the call failed: the status says which */
+    ProtobufCMessage *m = NULL;
+    int drc = fm_rpc_decode(recv, resp_desc, NULL, &m);
+    grpc_byte_buffer_destroy(recv);
+    if (drc != 0) {
+      snprintf(err, errlen, "%s: a response does not decode as %s", path, resp_desc->name);
+      rc = FM_EDECODE;
+      stopped = true;
+      break;
+    }
+    bool more = fn(arg, m);
+    protobuf_c_message_free_unpacked(m, NULL);
+    if (!more) {
+      stopped = true;
+      break;
+    }
+  }
+  if (stopped)
+    grpc_call_cancel(call, NULL);
+  memset(ops, 0, sizeof ops);
+  ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+  ops[0].data.recv_status_on_client.status = &st;
+  ops[0].data.recv_status_on_client.status_details = &details;
+  ops[0].data.recv_status_on_client.trailing_metadata = &md_trailing;
+  run_batch(c, call, ops, 1);
+  if (status != NULL)
+    *status = st;
+  if (rc == 0 && !stopped && st != GRPC_STATUS_OK) {
+    snprintf(err, errlen, "%s: %s: %.*s", path, fm_rpc_status_name(st), (int)GRPC_SLICE_LENGTH(details),
+             (const char *)GRPC_SLICE_START_PTR(details));
+    rc = FM_EIO;
+  }
+  if (send != NULL)
+    grpc_byte_buffer_destroy(send);
+  grpc_slice_unref(details);
+  grpc_metadata_array_destroy(&md_initial);
+  grpc_metadata_array_destroy(&md_trailing);
+  grpc_call_unref(call);
+  return rc;
+}
+
 const char *fm_rpc_status_name(grpc_status_code code)
 {
   switch (code) {

@@ -6,6 +6,7 @@
 
 #include <grpc/grpc.h>
 #include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +26,20 @@ void fm_rpc_client_free(fm_rpc_client *c);
 int fm_rpc_client_unary(fm_rpc_client *c, const char *path, const ProtobufCMessage *req,
                         const ProtobufCMessageDescriptor *resp_desc, int64_t timeout_ms, ProtobufCMessage **resp,
                         grpc_status_code *status, char *err, size_t errlen);
+
+/* Called per streamed response (borrowed; valid during the call); return
+ * false to stop reading (the call is then cancelled, and that is not an error). */
+typedef bool (*fm_rpc_client_stream_fn)(void *arg, const ProtobufCMessage *resp);
+
+/*
+ * Calls server-streaming method `path` with `req` and hands each response,
+ * decoded as `resp_desc`, to fn, until the stream ends. Returns 0 on status OK
+ * (or when fn stopped early), FM_EIO on a non-OK status (*status and `err`),
+ * FM_EDECODE if a response does not decode. `status` may be NULL.
+ */
+int fm_rpc_client_stream(fm_rpc_client *c, const char *path, const ProtobufCMessage *req,
+                         const ProtobufCMessageDescriptor *resp_desc, int64_t timeout_ms, fm_rpc_client_stream_fn fn,
+                         void *arg, grpc_status_code *status, char *err, size_t errlen);
 
 /* Name of a gRPC status code ("UNAVAILABLE"). */
 const char *fm_rpc_status_name(grpc_status_code code);

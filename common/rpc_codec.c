@@ -5,6 +5,7 @@
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/slice.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,12 +116,23 @@ static bool string_has_nul(const char *s)
   return strlen(s) + 1 != size;
 }
 
-/* Whether any string in m (at any depth) holds a NUL. Strings still pointing
- * at the descriptor's default were never allocated and are skipped. */
-static bool has_nul_string(const ProtobufCMessage *m)
+/* Appends "name" (or ".name") to the dotted field path in `path`. */
+static void path_push(char *path, size_t len, const char *name)
+{
+  size_t at = strlen(path);
+  snprintf(path + at, len - at, "%s%s", at > 0 ? "." : "", name);
+}
+
+/*
+ * Whether any string in m (at any depth) holds a NUL; if so `path` names it
+ * ("entry.name"). Strings still pointing at the descriptor's default were
+ * never allocated and are skipped.
+ */
+static bool has_nul_string(const ProtobufCMessage *m, char *path, size_t len)
 {
   const ProtobufCMessageDescriptor *d = m->descriptor;
   const char *base = (const char *)m;
+  size_t mark = strlen(path);
   for (unsigned f = 0; f < d->n_fields; f++) {
     const ProtobufCFieldDescriptor *fd = &d->fields[f];
     if (fd->type != PROTOBUF_C_TYPE_STRING && fd->type != PROTOBUF_C_TYPE_MESSAGE)
@@ -128,33 +140,37 @@ static bool has_nul_string(const ProtobufCMessage *m)
     if ((fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
         *(const uint32_t *)(const void *)(base + fd->quantifier_offset) != fd->id)
       continue;
+    path_push(path, len, fd->name);
     if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
       size_t n = *(const size_t *)(const void *)(base + fd->quantifier_offset);
       void *const *items = *(void *const *const *)(const void *)(base + fd->offset);
       for (size_t k = 0; k < n; k++) {
         if (items[k] == NULL)
           continue;
-        if (fd->type == PROTOBUF_C_TYPE_STRING ? string_has_nul(items[k]) : has_nul_string(items[k]))
+        if (fd->type == PROTOBUF_C_TYPE_STRING ? string_has_nul(items[k]) : has_nul_string(items[k], path, len))
           return true;
       }
-      continue;
+    } else {
+      const void *v = *(const void *const *)(const void *)(base + fd->offset);
+      if (v != NULL && v != fd->default_value &&
+          (fd->type == PROTOBUF_C_TYPE_STRING ? string_has_nul(v) : has_nul_string(v, path, len)))
+        return true;
     }
-    const void *v = *(const void *const *)(const void *)(base + fd->offset);
-    if (v == NULL || v == fd->default_value)
-      continue;
-    if (fd->type == PROTOBUF_C_TYPE_STRING ? string_has_nul(v) : has_nul_string(v))
-      return true;
+    path[mark] = '\0';
   }
   return false;
 }
 
-int fm_rpc_decode_request(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out)
+int fm_rpc_decode_request(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out,
+                          char *why, size_t whylen)
 {
   ProtobufCMessage *m = NULL;
   int rc = fm_rpc_decode(bb, desc, &sized_allocator, &m);
   if (rc != 0)
     return rc;
-  if (has_nul_string(m)) {
+  char path[256] = "";
+  if (has_nul_string(m, path, sizeof path)) {
+    snprintf(why, whylen, "field %s contains a NUL byte", path);
     protobuf_c_message_free_unpacked(m, &sized_allocator);
     return FM_EINVAL;
   }

@@ -22,9 +22,11 @@ int fm_rpc_decode_bytes(const void *data, size_t len, const ProtobufCMessageDesc
 /*
  * Decodes a request the server received: as fm_rpc_decode, and also refuses
  * (FM_EINVAL) any string field holding a NUL byte, which C strings would
- * silently cut short ("a\0b" read as "a"). Free *out with fm_rpc_request_free.
+ * silently cut short ("a\0b" read as "a"); `why` then names the field
+ * ("field entry.name contains a NUL byte"). Free *out with fm_rpc_request_free.
  */
-int fm_rpc_decode_request(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out);
+int fm_rpc_decode_request(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out,
+                          char *why, size_t whylen);
 void fm_rpc_request_free(ProtobufCMessage *msg);
 
 /* Encodes `msg` into a new byte buffer; caller frees with grpc_byte_buffer_destroy.

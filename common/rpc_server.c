@@ -476,9 +476,10 @@ static void on_recv(fm_rpc_call *c, bool ok)
       fm_rpc_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "request message missing");
   } else {
     ProtobufCMessage *req = NULL;
-    int rc = fm_rpc_decode_request(bb, m->request, &req);
+    char why[300];
+    int rc = fm_rpc_decode_request(bb, m->request, &req, why, sizeof why);
     if (rc == FM_EINVAL) {
-      fm_rpc_call_finishf(c, GRPC_STATUS_INVALID_ARGUMENT, "%s: a string field contains a NUL byte", m->request->name);
+      fm_rpc_call_finishf(c, GRPC_STATUS_INVALID_ARGUMENT, "%s: %s", m->request->name, why);
     } else if (rc != 0) {
       fm_rpc_call_finishf(c, GRPC_STATUS_INVALID_ARGUMENT, "request does not decode as %s", m->request->name);
     } else {

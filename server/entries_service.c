@@ -345,9 +345,8 @@ static void on_lookup(fm_rpc_call *call, const ProtobufCMessage *msg)
 
 /*
  * A server stream fed in pages: fill() encodes the next page of responses,
- * the sender sends them one at a time (one send in flight), with
- * GRPC_WRITE_BUFFER_HINT while more are queued, and asks for the next page
- * when the current one is out. Used by ListEntries and TraverseBfsMetadata.
+ * the sender sends them one at a time (one send in flight) and asks for the
+ * next page when the current one is out. Used by ListEntries and TraverseBfsMetadata.
  */
 typedef struct pager pager;
 struct pager {
@@ -418,9 +417,11 @@ static void pager_next(pager *p)
     fm_rpc_call_finish(p->call, GRPC_STATUS_OK, "");
     return;
   }
-  grpc_byte_buffer *bb = p->buf[p->pos++];
-  bool more = p->pos < p->n;
-  fm_rpc_call_send_buffer(p->call, bb, more ? GRPC_WRITE_BUFFER_HINT : 0);
+  /* No GRPC_WRITE_BUFFER_HINT here: with one send in flight, gRPC core 1.51
+   * holds a hinted message until something else is written, and completes its
+   * send only then, so the stream would stall (seen: a two-entry listing hung
+   * until its deadline). */
+  fm_rpc_call_send_buffer(p->call, p->buf[p->pos++], 0);
 }
 
 static void pager_on_sent(fm_rpc_call *call, bool ok)

@@ -1,14 +1,19 @@
 /*
  * The filer's mutation engine.
  *
- * One committer thread owns every write. It takes the whole queue as a group
- * and applies the mutations one after the other, each as one store batch
- * (entry changes + write-ahead events + clock); because a batch is written
- * before the next mutation is prepared, every mutation reads the effects of
- * all earlier ones without an overlay. With -store.sync the group is then made
- * durable with one fsync (fm_store_sync). Only after that does the event hook
- * see the group's events, in ts order, and each mutation complete: nothing is
- * acknowledged or published before it is on disk.
+ * Writes are serialised by apply_mu. Each mutation is applied as one store
+ * batch (entry changes + write-ahead events + clock); because a batch is
+ * written before the next mutation is prepared, every mutation reads the
+ * effects of all earlier ones without an overlay.
+ *
+ * With -store.sync a committer thread takes the whole queue as a group,
+ * applies it, makes the group durable with one fsync (fm_store_sync), and only
+ * then runs the event hook (in ts order) and completes each mutation: nothing
+ * is acknowledged or published before it is on disk, and concurrent writers
+ * share one fsync. Without -store.sync there is no fsync to share, so the
+ * submitting thread applies, publishes and completes its mutation itself
+ * (measured: handing each mutation to a thread and back cost more than the
+ * write; futex wake-ups dominated the profile).
  */
 #include "filer.h"
 
@@ -33,17 +38,19 @@ struct fm_filer {
 
   pthread_t thread;
   bool started;
-  pthread_mutex_t mu; /* guards head, tail, stopping */
+  pthread_mutex_t apply_mu; /* one writer at a time; guards clock, batch, group */
+  pthread_mutex_t mu;       /* guards head, tail, stopping */
   pthread_cond_t cv;
   fm_mutation *head, *tail;
   bool stopping;
 
-  /* committer thread only */
+  /* under apply_mu */
   int64_t clock; /* last ts handed out */
   fm_store_batch *batch;
   fm_store_batch *group;
 
   atomic_llong committed_ts;
+  atomic_bool closing; /* fm_filer_free has begun */
 };
 
 /* Directory mode bit as Go's os.FileMode stores it in FuseAttributes.file_mode. */
@@ -720,6 +727,26 @@ static void apply(fm_filer *f, fm_mutation *m)
     fm_store_batch_append(f->group, f->batch);
 }
 
+/* Runs the event hook for m's events (in ts order), then completes m. The
+ * hook must see events in the order of their ts, so this runs under apply_mu. */
+static void publish(fm_filer *f, fm_mutation *m)
+{
+  for (size_t i = 0; i < m->nevents; i++) {
+    if (f->hook != NULL)
+      f->hook(f->hook_arg, m->events[i].ts_ns, m->events[i].bytes, m->events[i].len);
+    atomic_store(&f->committed_ts, m->events[i].ts_ns);
+  }
+  m->last_event = m->nevents > 0 ? &m->events[m->nevents - 1] : NULL;
+  fm_staged_event *events = m->events;
+  size_t nevents = m->nevents;
+  m->events = NULL;
+  m->nevents = m->capevents = 0;
+  m->done(m);
+  for (size_t i = 0; i < nevents; i++)
+    free(events[i].bytes);
+  free(events);
+}
+
 static void *committer(void *arg)
 {
   fm_filer *f = arg;
@@ -734,6 +761,7 @@ static void *committer(void *arg)
     if (stop)
       break;
 
+    pthread_mutex_lock(&f->apply_mu);
     for (fm_mutation *m = list; m != NULL; m = m->next)
       apply(f, m);
 
@@ -755,21 +783,9 @@ static void *committer(void *arg)
 
     for (fm_mutation *m = list, *next; m != NULL; m = next) {
       next = m->next; /* done() may free m */
-      for (size_t i = 0; i < m->nevents; i++) {
-        if (f->hook != NULL)
-          f->hook(f->hook_arg, m->events[i].ts_ns, m->events[i].bytes, m->events[i].len);
-        atomic_store(&f->committed_ts, m->events[i].ts_ns);
-      }
-      m->last_event = m->nevents > 0 ? &m->events[m->nevents - 1] : NULL;
-      fm_staged_event *events = m->events;
-      size_t nevents = m->nevents;
-      m->events = NULL;
-      m->nevents = m->capevents = 0;
-      m->done(m);
-      for (size_t i = 0; i < nevents; i++)
-        free(events[i].bytes);
-      free(events);
+      publish(f, m);
     }
+    pthread_mutex_unlock(&f->apply_mu);
   }
   return NULL;
 }
@@ -779,6 +795,16 @@ int fm_filer_submit(fm_filer *f, fm_mutation *m)
   m->next = NULL;
   m->events = NULL;
   m->nevents = m->capevents = 0;
+  if (!fm_store_sync_enabled(f->store)) {
+    pthread_mutex_lock(&f->apply_mu);
+    bool stopping = atomic_load(&f->closing);
+    if (!stopping) {
+      apply(f, m);
+      publish(f, m);
+    }
+    pthread_mutex_unlock(&f->apply_mu);
+    return stopping ? FM_ESHUTDOWN : 0;
+  }
   pthread_mutex_lock(&f->mu);
   if (f->stopping) {
     pthread_mutex_unlock(&f->mu);
@@ -804,7 +830,9 @@ int fm_filer_new(fm_store *store, int32_t signature, fm_filer **out, char *err, 
   f->store = store;
   f->signature = signature;
   pthread_mutex_init(&f->mu, NULL);
+  pthread_mutex_init(&f->apply_mu, NULL);
   pthread_cond_init(&f->cv, NULL);
+  atomic_init(&f->closing, false);
   int rc = fm_store_last_ts(store, &f->clock, err, errlen);
   if (rc != 0)
     goto err;
@@ -838,6 +866,10 @@ void fm_filer_free(fm_filer *f)
 {
   if (f == NULL)
     return;
+  atomic_store(&f->closing, true);
+  /* wait out an inline mutation in progress */
+  pthread_mutex_lock(&f->apply_mu);
+  pthread_mutex_unlock(&f->apply_mu);
   if (f->started) {
     pthread_mutex_lock(&f->mu);
     f->stopping = true;
@@ -848,6 +880,7 @@ void fm_filer_free(fm_filer *f)
   fm_store_batch_free(f->batch);
   fm_store_batch_free(f->group);
   pthread_mutex_destroy(&f->mu);
+  pthread_mutex_destroy(&f->apply_mu);
   pthread_cond_destroy(&f->cv);
   free(f);
 }

@@ -1,7 +1,8 @@
-/* The filer: the mutation engine over the store. One committer thread applies
- * mutations in arrival order, each as one store batch holding the entry changes
- * and their events, makes each group durable, runs the event hook, then
- * completes each mutation. Submitted from CQ threads; reads bypass it. */
+/* The filer: the mutation engine over the store. Mutations are applied one at
+ * a time, each as one store batch holding the entry changes and their events;
+ * then the event hook runs and the mutation completes. With -store.sync a
+ * committer thread shares one fsync per group. Submitted from CQ threads;
+ * reads bypass it. */
 #ifndef FM_FILER_H
 #define FM_FILER_H
 
@@ -42,7 +43,7 @@ typedef struct fm_mutation fm_mutation;
 struct fm_mutation {
   fm_mutation_kind kind;
   const ProtobufCMessage *req;  /* borrowed until done */
-  void (*done)(fm_mutation *m); /* committer thread; results below are valid during it */
+  void (*done)(fm_mutation *m); /* see fm_filer_submit for the thread; results below are valid during it */
   void *arg;
 
   /* results */
@@ -68,8 +69,9 @@ void fm_filer_set_event_hook(fm_filer *f, fm_filer_event_hook hook, void *arg);
 /* Completes every queued mutation, stops the committer, frees. NULL is a no-op. */
 void fm_filer_free(fm_filer *f);
 
-/* Queues `m`; its done callback runs later on the committer thread. Returns 0,
- * or FM_ESHUTDOWN (done is then never called). Any thread. */
+/* Applies `m`: without -store.sync at once on the calling thread (done runs
+ * before this returns), with it on the committer thread after the group's
+ * fsync. Returns 0, or FM_ESHUTDOWN (done is then never called). Any thread. */
 int fm_filer_submit(fm_filer *f, fm_mutation *m);
 
 /* The ts of the newest event made durable so far. Any thread. */

@@ -43,7 +43,7 @@ static int parse(const char *cmd, fm_flag *flags, size_t n, int argc, char **arg
 
 int fm_cmd_ping(int argc, char **argv)
 {
-  const char *filer = "localhost:8888", *target = "", *target_type = "";
+  const char *filer = fm_tools_filer, *target = "", *target_type = "";
   fm_flag flags[] = {
     { "filer", FM_FLAG_STRING, &filer,
       "filer address (host:port = HTTP port, gRPC at port+10000; or host:port.grpcPort)", 0, 0, false },
@@ -78,7 +78,7 @@ int fm_cmd_ping(int argc, char **argv)
 
 int fm_cmd_config(int argc, char **argv)
 {
-  const char *filer = "localhost:8888";
+  const char *filer = fm_tools_filer;
   fm_flag flags[] = {
     { "filer", FM_FLAG_STRING, &filer,
       "filer address (host:port = HTTP port, gRPC at port+10000; or host:port.grpcPort)", 0, 0, false },

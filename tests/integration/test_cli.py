@@ -127,7 +127,7 @@ def test_filermeta_ping_and_config():
         assert p.returncode == 0, p
         assert "dir_buckets: /buckets" in p.stdout and "signature: " in p.stdout, p.stdout
         p = run_cli(FILERMETA, "bench", "ping", "-filer", s.filer_addr, "-c", "4", "-n", "50", "-json")
-        assert p.returncode == 0 and '"calls":200' in p.stdout and '"errors":0' in p.stdout, p
+        assert p.returncode == 0 and '"ops":200' in p.stdout and '"errors":0' in p.stdout, p
 
 
 def test_filermeta_errors():

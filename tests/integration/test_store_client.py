@@ -5,7 +5,7 @@ Built on fmtest; message classes come from the build's descriptor set."""
 import grpc
 
 import fmtest
-from fmtest import msg, unary
+from fmtest import msg
 
 SVC = "/filer_pb.SeaweedFiler/"
 NOT_FOUND_TEXT = "filer: no entry is found in filer store"
@@ -68,7 +68,11 @@ class Filer:
         self._sig = None
 
     def _u(self, method, req, resp):
-        return unary(self.ch, SVC + method, req, "filer_pb." + resp, timeout=self.timeout)
+        # deterministic: map entries (Entry.extended) in key order, so that the
+        # same entry sent twice is the same bytes (the store compares bytes)
+        call = self.ch.unary_unary(SVC + method, request_serializer=lambda m: m.SerializeToString(deterministic=True),
+                                   response_deserializer=msg("filer_pb." + resp).FromString)
+        return call(req, timeout=self.timeout)
 
     def signature(self):
         if self._sig is None:
@@ -194,7 +198,7 @@ def check_event(ev, directory, old=None, new=None, delete_chunks=False, new_pare
                 from_other=False):
     """Asserts every field of an event; old/new are Entry messages or None."""
     n = ev.event_notification
-    where = "event %s" % summary(ev) if ev.HasField("event_notification") else "event %r" % ev
+    where = "event %s" % (summary(ev),) if ev.HasField("event_notification") else "event %r" % (ev,)
     assert ev.directory == directory, (where, "directory", ev.directory, directory)
     if old is None:
         assert not n.HasField("old_entry"), (where, "old_entry set", n.old_entry)

@@ -9,9 +9,9 @@ import time
 import grpc
 
 import fmtest
-from fmtest import Server, msg, raw_stream, raw_unary
+from fmtest import Server, raw_stream, raw_unary
 from test_store_client import (SVC, M, Filer, check_event, dir_entry, expect_status, field_bytes, field_varint,
-                               file_entry, join, split, stop_and_dump, summaries, wire_field, wire_fields)
+                               file_entry, join, stop_and_dump, summaries, wire_field)
 
 S = grpc.StatusCode
 

@@ -8,7 +8,7 @@ import grpc
 
 import fmtest
 from fmtest import Server
-from test_store_client import Filer, dir_entry, expect_status, file_entry, stop_and_dump, summaries
+from test_store_client import Filer, dir_entry, expect_status, file_entry, stop_and_dump
 
 S = grpc.StatusCode
 
