@@ -25,6 +25,7 @@ struct fm_store {
   leveldb_writeoptions_t *write;      /* never fsyncs */
   leveldb_writeoptions_t *write_sync; /* fsyncs LevelDB's log */
   bool sync;
+  int64_t clock; /* highest event ts written (the "Mclock" key); writer thread only */
 };
 
 struct fm_store_batch {
@@ -69,13 +70,22 @@ int fm_store_open(const char *dir, const fm_store_options *opt, fm_store **out, 
   s->db = leveldb_open(s->options, path, &lerr);
   if (s->db == NULL) {
     int rc = FM_EIO;
-    if (lerr != NULL && (strstr(lerr, "LOCK") != NULL || strstr(lerr, "lock") != NULL)) {
+    /* LevelDB words a held lock as "lock <path>/LOCK: already held by process"
+     * (this process) or "...: Resource temporarily unavailable" (another one);
+     * other errors merely mention the LOCK file because it is opened first */
+    if (lerr != NULL && strstr(lerr, "lock ") != NULL &&
+        (strstr(lerr, "already held") != NULL || strstr(lerr, "temporarily unavailable") != NULL)) {
       snprintf(err, errlen, "store is locked: %s is in use by another filermetad (%s)", path, lerr);
       leveldb_free(lerr);
       rc = FM_EBUSY;
     } else {
       take_error(lerr, "cannot open", err, errlen);
     }
+    fm_store_free(s);
+    return rc;
+  }
+  int rc = fm_store_last_ts(s, &s->clock, err, errlen);
+  if (rc != 0) {
     fm_store_free(s);
     return rc;
   }
@@ -169,7 +179,16 @@ int fm_store_list(fm_store *s, const char *dir, const char *start, bool inclusiv
     fm_store__key_free(&range);
     return FM_ENOMEM;
   }
+  /* fn may free or reuse what `start` points at (a caller's cursor), so the
+   * comparison below works on a copy */
   size_t plen = strlen(prefix), slen = strlen(start);
+  char *start_copy = strndup(start, slen);
+  if (start_copy == NULL) {
+    fm_store__key_free(&range);
+    fm_store__key_free(&from);
+    return FM_ENOMEM;
+  }
+  start = start_copy;
   leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->read);
   for (leveldb_iter_seek(it, from.data, from.len); leveldb_iter_valid(it); leveldb_iter_next(it)) {
     size_t klen = 0, vlen = 0;
@@ -188,6 +207,7 @@ int fm_store_list(fm_store *s, const char *dir, const char *start, bool inclusiv
   }
   fm_store__key_free(&range);
   fm_store__key_free(&from);
+  free(start_copy);
   return iter_status(it, err, errlen);
 }
 
@@ -210,8 +230,10 @@ int fm_store_has_children(fm_store *s, const char *dir, bool *has, char *err, si
 
 int fm_store_events(fm_store *s, int64_t after_ns, fm_store_event_fn fn, void *arg, char *err, size_t errlen)
 {
+  if (after_ns == INT64_MAX)
+    return 0; /* nothing can be later */
   fm_key from;
-  fm_store__key_event(&from, after_ns < INT64_MAX ? after_ns + 1 : after_ns);
+  fm_store__key_event(&from, after_ns < 0 ? 0 : after_ns + 1);
   leveldb_iterator_t *it = leveldb_create_iterator(s->db, s->read);
   for (leveldb_iter_seek(it, from.data, from.len); leveldb_iter_valid(it); leveldb_iter_next(it)) {
     size_t klen = 0, vlen = 0;
@@ -375,13 +397,8 @@ void fm_store_batch_put_event(fm_store_batch *b, int64_t ts_ns, const void *even
   fm_key k;
   fm_store__key_event(&k, ts_ns);
   batch_put(b, &k, event, len);
-  if (ts_ns > b->clock) {
+  if (ts_ns > b->clock)
     b->clock = ts_ns;
-    uint8_t v[8];
-    for (int i = 0; i < 8; i++)
-      v[i] = (uint8_t)((uint64_t)ts_ns >> (56 - 8 * i));
-    leveldb_writebatch_put(b->wb, FM_KEY_CLOCK, strlen(FM_KEY_CLOCK), (const char *)v, 8);
-  }
 }
 
 void fm_store_batch_delete_event(fm_store_batch *b, int64_t ts_ns)
@@ -391,11 +408,28 @@ void fm_store_batch_delete_event(fm_store_batch *b, int64_t ts_ns)
   leveldb_writebatch_delete(b->wb, k.data, k.len);
 }
 
+/* Adds the clock key to b when b holds an event later than any written
+ * before, so the clock only ever moves forward. */
+static void batch_add_clock(fm_store *s, fm_store_batch *b)
+{
+  if (b->clock <= s->clock)
+    return;
+  uint8_t v[8];
+  for (int i = 0; i < 8; i++)
+    v[i] = (uint8_t)((uint64_t)b->clock >> (56 - 8 * i));
+  leveldb_writebatch_put(b->wb, FM_KEY_CLOCK, strlen(FM_KEY_CLOCK), (const char *)v, 8);
+}
+
 int fm_store_write(fm_store *s, fm_store_batch *b, char *err, size_t errlen)
 {
+  batch_add_clock(s, b);
   char *lerr = NULL;
   leveldb_write(s->db, s->write, b->wb, &lerr);
-  return lerr != NULL ? take_error(lerr, "write", err, errlen) : 0;
+  if (lerr != NULL)
+    return take_error(lerr, "write", err, errlen);
+  if (b->clock > s->clock)
+    s->clock = b->clock;
+  return 0;
 }
 
 void fm_store_batch_append(fm_store_batch *dst, const fm_store_batch *src)

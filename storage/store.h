@@ -42,7 +42,8 @@ typedef bool (*fm_store_list_fn)(void *arg, const char *name, size_t name_len, c
 /*
  * Lists `dir`'s entries whose name starts with `prefix` (may be ""), from
  * `start` (inclusive or not; "" = the beginning), calling fn until it returns
- * false or the directory ends. Returns 0 or FM_EIO.
+ * false or the directory ends. All strings are borrowed for the call only;
+ * fn may free or change `start`. Returns 0, FM_ENOMEM or FM_EIO.
  */
 int fm_store_list(fm_store *s, const char *dir, const char *start, bool inclusive, const char *prefix,
                   fm_store_list_fn fn, void *arg, char *err, size_t errlen);

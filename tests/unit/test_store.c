@@ -268,6 +268,28 @@ static void test_open_locked(void **state)
   fm_store_free(s);
 }
 
+/* Errors that merely mention the LOCK file are not "store is locked". */
+static void test_open_other_errors_are_not_locks(void **state)
+{
+  fixture *f = *state;
+  char path[PATH_MAX], file[PATH_MAX];
+  snprintf(path, sizeof path, "%s/missing/deeper", f->base);
+  snprintf(file, sizeof file, "%s/plain", f->base);
+  FILE *fp = fopen(file, "w");
+  assert_non_null(fp);
+  fclose(fp);
+  const char *paths[] = { path, file };
+  for (size_t i = 0; i < 2; i++) {
+    char err[FM_ERR_LEN] = "";
+    fm_store *s = NULL;
+    int rc = fm_store_open(paths[i], NULL, &s, err, sizeof err);
+    assert_int_equal(rc, FM_EIO);
+    assert_null(s);
+    if (strstr(err, "store is locked") != NULL)
+      fail_msg("%s: a plain open failure reported as a lock: %s", paths[i], err);
+  }
+}
+
 static void test_free_null(void **state)
 {
   fm_store_free(NULL);
@@ -667,6 +689,35 @@ static void test_last_ts(void **state)
 
 /* The clock key is decoded big-endian: values with distinct high and low
  * bytes survive the deletion of their record. */
+/* The clock key only moves forward, even if a later batch carries an older
+ * event; and fm_store_events honours its bounds at both extremes. */
+static void test_clock_monotonic_and_event_bounds(void **state)
+{
+  fixture *f = *state;
+  fm_store *s = open_store(f);
+  put_event(s, 100, "a");
+  put_event(s, 50, "b");
+  char err[FM_ERR_LEN] = "";
+  fm_store_batch *b = fm_store_batch_new();
+  fm_store_batch_delete_event(b, 100);
+  fm_store_batch_delete_event(b, 50);
+  assert_int_equal(fm_store_write(s, b, err, sizeof err), 0);
+  fm_store_batch_free(b);
+  assert_int_equal(last_ts(s), 100);
+  fm_store_free(s);
+  s = open_store(f);
+  assert_int_equal(last_ts(s), 100);
+
+  put_event(s, INT64_MAX, "max");
+  put_event(s, 7, "seven");
+  events_seen e = { 0 };
+  assert_string_equal(events(s, &e, INT64_MAX), "");
+  char want[128];
+  snprintf(want, sizeof want, "7=seven,%lld=max,", (long long)INT64_MAX);
+  assert_string_equal(events(s, &e, -5), want);
+  fm_store_free(s);
+}
+
 static void test_last_ts_clock_bytes(void **state)
 {
   fixture *f = *state;
@@ -791,8 +842,6 @@ static void expect_a_then_b(fm_store *s)
   events_seen e = { 0 };
   assert_string_equal(events(s, &e, 0), "11=b,");
   assert_int_equal(last_ts(s), 11);
-  listing l = { 0 };
-  (void)l;
 }
 
 static void test_sync_group_idempotent(void **state)
@@ -997,31 +1046,22 @@ static void test_long_keys_and_values(void **state)
   assert_int_equal(fm_store_has_children(s, dir, &has, err, sizeof err), 0);
   assert_true(has);
 
-  /* listing a long directory from a long start */
+  /* overwrite and delete long keys */
   fm_store_batch_clear(b);
-  fm_store_batch_put_entry(b, dir, name, "v:", 2);
+  fm_store_batch_put_entry(b, dir, name, "small", 5);
   fm_store_batch_delete_entry(b, dir, name2);
-  fm_store_batch_put_entry(b, dir, "a", "v:a", 3);
+  fm_store_batch_delete_kv(b, kvkey, sizeof kvkey);
   write_batch(s, b);
-  char want[600];
-  snprintf(want, sizeof want, "a,%s,", name);
-  /* the listing helper checks values are "v:" name; use a fresh value check */
-  listing l = { 0 };
-  (void)l;
-  void *v = NULL;
-  size_t len = 0;
-  assert_int_equal(fm_store_get_entry(s, dir, name, &v, &len, err, sizeof err), 0);
-  assert_int_equal(len, 2);
-  fm_store_value_free(v);
+  expect_entry(s, dir, name, "small", 5);
   expect_no_entry(s, dir, name2);
+  expect_no_kv(s, kvkey, sizeof kvkey);
 
   fm_store_batch_free(b);
   free(value);
   fm_store_free(s);
 }
 
-/* Listing across long names and a long start/prefix: the values must be
- * "v:" name for the collector, so put them with put_entry. */
+/* Listing a directory with a long name, from a long start or prefix. */
 static void test_list_long_names(void **state)
 {
   fixture *f = *state;
@@ -1057,6 +1097,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
     T(test_open_creates_db),
     T(test_open_locked),
+    T(test_open_other_errors_are_not_locks),
     cmocka_unit_test(test_free_null),
     T(test_entry_put_get_delete),
     T(test_list_name_order),
@@ -1072,6 +1113,7 @@ int main(void)
     T(test_event_payloads),
     T(test_last_ts),
     T(test_last_ts_clock_bytes),
+    T(test_clock_monotonic_and_event_bounds),
     T(test_batch_atomic),
     T(test_batch_clear),
     T(test_sync_disabled_is_noop),
