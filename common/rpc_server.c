@@ -395,6 +395,8 @@ static void live_remove(fm_rpc_server *srv, fm_rpc_call *c)
   if (c->next != NULL)
     c->next->prev = c->prev;
   c->prev = c->next = NULL;
+  if (srv->live == NULL)
+    pthread_cond_broadcast(&srv->cv); /* a shutdown may be waiting for this */
   pthread_mutex_unlock(&srv->mu);
 }
 
@@ -703,19 +705,20 @@ static void end_streams(fm_rpc_server *srv)
   free(calls);
 }
 
-/* Waits until the shutdown tag fired or deadline_mono passed; returns whether it fired. */
-static bool wait_shutdown_notified(fm_rpc_server *srv, gpr_timespec deadline)
+/* Waits until the shutdown tag fired, or (if calls_only) until no call is
+ * live, or until `deadline` passed; returns whether the wait was satisfied. */
+static bool wait_shutdown(fm_rpc_server *srv, gpr_timespec deadline, bool calls_only)
 {
   struct timespec ts;
   gpr_timespec rt = gpr_convert_clock_type(deadline, GPR_CLOCK_REALTIME);
   ts.tv_sec = rt.tv_sec;
   ts.tv_nsec = rt.tv_nsec;
   pthread_mutex_lock(&srv->mu);
-  while (!srv->shutdown_notified) {
+  while (!srv->shutdown_notified && !(calls_only && srv->live == NULL)) {
     if (pthread_cond_timedwait(&srv->cv, &srv->mu, &ts) == ETIMEDOUT)
       break;
   }
-  bool done = srv->shutdown_notified;
+  bool done = srv->shutdown_notified || (calls_only && srv->live == NULL);
   pthread_mutex_unlock(&srv->mu);
   return done;
 }
@@ -729,11 +732,13 @@ void fm_rpc_server_shutdown(fm_rpc_server *srv, int64_t grace_ms)
     end_streams(srv);
     grpc_server_shutdown_and_notify(srv->server, srv->workers[0].cq, &srv->shutdown_tag);
     gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(grace_ms, GPR_TIMESPAN));
-    if (!wait_shutdown_notified(srv, deadline)) {
+    /* The grace is for calls in progress. Idle client connections would hold
+     * the shutdown notification until they close, so once no call is left
+     * (or the grace is over) cancel_all_calls also disconnects them. */
+    if (!wait_shutdown(srv, deadline, true))
       fm_log_warn("calls still running after %lld ms; cancelling them", (long long)grace_ms);
-      grpc_server_cancel_all_calls(srv->server);
-      wait_shutdown_notified(srv, gpr_inf_future(GPR_CLOCK_MONOTONIC));
-    }
+    grpc_server_cancel_all_calls(srv->server);
+    wait_shutdown(srv, gpr_inf_future(GPR_CLOCK_MONOTONIC), false);
   }
   for (int i = 0; i < srv->nworkers; i++)
     grpc_completion_queue_shutdown(srv->workers[i].cq);

@@ -124,6 +124,14 @@ def test_sigint_stops_cleanly():
         assert code == 0 and took < 5, (code, took, s.output())
 
 
+def test_idle_connection_does_not_delay_stop():
+    # the shutdown grace is for calls in progress, not for idle connections
+    with Server(args=["-shutdown.graceMs", "3000"]) as s:
+        unary(s.channel(), PING, msg("filer_pb.PingRequest")(), "filer_pb.PingResponse")
+        code, took = s.stop()
+        assert code == 0 and took < 1.0, (code, took)
+
+
 def test_client_cancel_releases_stream():
     with Server() as s:
         ch = s.channel()
@@ -153,6 +161,7 @@ if __name__ == "__main__":
         test_64_clients_1000_pings_each,
         test_sigterm_with_20_open_streams_and_calls,
         test_sigint_stops_cleanly,
+        test_idle_connection_does_not_delay_stop,
         test_client_cancel_releases_stream,
         test_dropped_connection_releases_stream,
     ])

@@ -224,9 +224,16 @@ def check_ts_strictly_increasing(records):
         prev = ts
 
 
+def clean_stop(server):
+    """Closes our channels (no wait for idle connections), then stops the
+    server, which must exit 0 in time."""
+    server.close_channels()
+    fmtest.assert_clean_stop(server)
+
+
 def stop_and_dump(server, parse=True):
     """Stops the server cleanly, then returns its write-ahead records."""
-    fmtest.assert_clean_stop(server)
+    clean_stop(server)
     return fmtest.wal_dump(server.dir, parse=parse)
 
 

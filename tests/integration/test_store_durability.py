@@ -15,7 +15,7 @@ import grpc
 
 import fmtest
 from fmtest import FILERMETAD, Server, run_cli
-from test_store_client import Filer, file_entry, stop_and_dump, summaries
+from test_store_client import Filer, clean_stop, file_entry, stop_and_dump, summaries
 
 
 def _sig_bytes(sig):
@@ -33,7 +33,7 @@ def test_restart_keeps_entries_kv_signature_and_ts_order():
             f.create_ok("/keep/sub", a)
             f.kv_put(b"key", b"value")
             first_ts = f.lookup_response("/keep/sub", "a").log_ts_ns
-            fmtest.assert_clean_stop(s)
+            clean_stop(s)
         before = fmtest.wal_dump(data)
         assert summaries(before) == [("create", "/keep", None), ("create", "/keep/sub", None),
                                      ("create", "/keep/sub/a", None)], summaries(before)
@@ -113,6 +113,8 @@ def test_sigkill_loses_no_acknowledged_create():
                 t.join()
             assert not missing, "%d acknowledged creates lost, e.g. %r" % (len(missing), missing[:5])
             f = Filer(s.channel())
+            # everything that exists (acknowledged or not), to hold against the events
+            stored = {("/kill/w%d" % w, n) for w in range(writers) for n in f.names("/kill/w%d" % w)}
             after = f.create_ok("/kill", file_entry("after-restart")).metadata_event.ts_ns
             recs = stop_and_dump(s, parse=False)
 
@@ -125,6 +127,10 @@ def test_sigkill_loses_no_acknowledged_create():
             by_path[(d.get("directory"), e.get("name"))] = ts
         lost = [(d, n) for d, n, ts in acked if by_path.get((d, n)) != ts]
         assert not lost, "%d acknowledged creates without their event, e.g. %r" % (len(lost), lost[:5])
+        # entry and event are one batch: no entry without its event, no event without its entry
+        evented = {k for k in by_path if k[0] is not None and k[0].startswith("/kill/w")}
+        assert stored == evented, ("entries without events", sorted(stored - evented)[:5],
+                                   "events without entries", sorted(evented - stored)[:5])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -173,7 +179,7 @@ def test_second_server_on_the_same_dir_is_refused():
         # the first one is unharmed
         assert f.exists("/lock/a")
         f.mkfile("/lock/b")
-        fmtest.assert_clean_stop(s)
+        clean_stop(s)
 
 
 def test_previous_version_signature_is_migrated():
@@ -192,7 +198,7 @@ def test_previous_version_signature_is_migrated():
                 r = f.mkfile("/mig/a")
                 assert list(r.metadata_event.event_notification.signatures) == [sig]
                 assert r.log_signature == sig
-                fmtest.assert_clean_stop(s)
+                clean_stop(s)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -204,7 +210,7 @@ def test_new_store_signature_stable_and_distinct():
             sig = f.signature()
             assert sig != 0
             assert f.kv_get(b"filer.store.id").value == _sig_bytes(sig)
-            fmtest.assert_clean_stop(s)
+            clean_stop(s)
             with Server(data_dir=s.dir) as s2:
                 assert Filer(s2.channel()).signature() == sig
             with Server() as s3:

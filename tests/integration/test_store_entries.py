@@ -283,7 +283,7 @@ def test_delete_file_and_missing():
         assert r.error == "", r
         check_event(r.metadata_event, "/del", old=a, delete_chunks=True, new_parent_path="", signatures=[4, sig],
                     from_other=True)
-        r = f.delete("/del", "b")
+        r = f.delete("/del/", "b")  # a trailing "/" is stripped
         check_event(r.metadata_event, "/del", old=b, delete_chunks=False, signatures=[sig])
         assert not f.exists("/del/a") and not f.exists("/del/b")
         recs = stop_and_dump(s)
@@ -460,6 +460,39 @@ def test_rename_errors():
                        ("rename", "/e/dir2/dir/sub", "/e/dir/sub"), ("rename", "/e/dir2/dir/sub/c", "/e/dir/sub/c")], got
 
 
+def test_siblings_sharing_a_name_prefix_stay_apart():
+    """Names that sort between "a" and "a/..." in a naive key encoding
+    ("a b", "a!", "a-", "a.x", "a\x01"): listing, traversal, rename and
+    recursive delete of "a" touch only "a" and what is under it."""
+    with Server() as s:
+        f = Filer(s.channel())
+        others = ["a\x01", "a b", "a!", "a-", "a.x", "a0", "ab"]
+        for n in others:
+            f.mkfile("/q/%s/%s" % (n, "child"))
+        f.mkfile("/q/a/b/c")
+        f.mkfile("/q/a/\x01")
+        assert f.names("/q") == sorted(["a"] + others, key=lambda x: x.encode()), f.names("/q")
+        assert f.names("/q/a") == ["\x01", "b"] and f.names("/q/a/b") == ["c"]
+        got = sorted(d.rstrip("/") + "/" + e.name for d, e in f.bfs("/q/a"))
+        assert got == ["/q/a", "/q/a/\x01", "/q/a/b", "/q/a/b/c"], got
+        got = sorted(d.rstrip("/") + "/" + e.name for d, e in f.bfs("/q", excluded=["/q/a"]))
+        assert got == sorted(["/q"] + ["/q/" + n for n in others] + ["/q/%s/child" % n for n in others]), got
+        f.rename("/q", "a", "/q", "renamed")
+        assert f.names("/q") == sorted(["renamed"] + others, key=lambda x: x.encode())
+        assert f.names("/q/renamed") == ["\x01", "b"] and f.names("/q/renamed/b") == ["c"]
+        r = f.delete("/q", "renamed", is_recursive=True)
+        assert r.error == "", r
+        assert f.names("/q") == sorted(others, key=lambda x: x.encode())
+        for n in others:
+            assert f.names("/q/" + n) == ["child"], n
+        recs = stop_and_dump(s)
+        moved = [x[1] for x in summaries(recs) if x[0] == "rename"]
+        assert moved[0] == "/q/a" and sorted(moved) == ["/q/a", "/q/a/\x01", "/q/a/b", "/q/a/b/c"], moved
+        assert moved.index("/q/a/b") < moved.index("/q/a/b/c"), moved
+        deleted = sorted(x[1] for x in summaries(recs) if x[0] == "delete")
+        assert deleted == ["/q/renamed", "/q/renamed/\x01", "/q/renamed/b", "/q/renamed/b/c"], deleted
+
+
 # ---------------------------------------------------------------- LookupDirectoryEntry
 
 def test_lookup():
@@ -543,6 +576,7 @@ if __name__ == "__main__":
         test_rename_file,
         test_rename_directory_tree,
         test_rename_errors,
+        test_siblings_sharing_a_name_prefix_stay_apart,
         test_lookup,
         test_invalid_paths_and_names,
     ])

@@ -10,8 +10,9 @@ import grpc
 
 import fmtest
 from fmtest import Server, raw_stream, raw_unary
-from test_store_client import (SVC, M, Filer, check_event, dir_entry, expect_status, field_bytes, field_varint,
-                               file_entry, join, stop_and_dump, summaries, wire_field)
+from test_store_client import (ENTRY_ALREADY_EXISTS, IF_NOT_EXISTS, PRECONDITION_FAILED, SVC, M, Filer, check_event,
+                               clean_stop, condition, dir_entry, expect_status, field_bytes, field_varint, file_entry,
+                               join, stop_and_dump, summaries, wire_field)
 
 S = grpc.StatusCode
 
@@ -123,7 +124,7 @@ def test_unknown_fields_survive_byte_for_byte():
                              M("LookupDirectoryEntryRequest")(directory="/u", name="v.bin").SerializeToString())
             e3 = field_bytes(1, b"v.bin") + rest + field_varint(101, 1)
             assert wire_field(resp, 1) == e3, "renamed entry differs"
-            fmtest.assert_clean_stop(s)
+            clean_stop(s)
             # after a restart, still the same bytes; and a delete's event carries them
             with Server(data_dir=s.dir) as s2:
                 ch2 = s2.channel()
@@ -133,7 +134,7 @@ def test_unknown_fields_survive_byte_for_byte():
                 resp = raw_unary(ch2, SVC + "DeleteEntry",
                                  M("DeleteEntryRequest")(directory="/u", name="v.bin").SerializeToString())
                 assert wire_field(resp, 2, 2, 1) == e3, "delete event's old_entry differs"
-                fmtest.assert_clean_stop(s2)
+                clean_stop(s2)
         finally:
             import shutil
             shutil.rmtree(s.tmp, ignore_errors=True)
@@ -208,6 +209,61 @@ def test_16_writers_x_2000_creates_strictly_ordered():
             assert ts_of["/conc"] < ts_of[d] < ts_of[d + "/f0000"], (d, ts_of["/conc"], ts_of[d])
 
 
+def test_conflicting_writers_have_one_winner():
+    """Checks and writes are one step: of racing o_excl creates, IF_NOT_EXISTS
+    creates, and renames of one source, exactly one succeeds, with one event."""
+    racers = 12
+    with Server() as s:
+        Filer(s.channel()).mkfile("/race/src")
+        results = {"excl": [], "cond": [], "mv": []}
+        lock = threading.Lock()
+        go = threading.Barrier(racers)
+
+        def racer(i):
+            ch = grpc.insecure_channel(s.grpc_addr)
+            f = Filer(ch)
+            try:
+                go.wait()
+                r = f.create("/race", file_entry("excl", size=i), o_excl=True)
+                r2 = f.create("/race", file_entry("cond", size=i), condition=condition(IF_NOT_EXISTS))
+                try:
+                    f.rename("/race", "src", "/race", "dst%d" % i)
+                    mv = "OK"
+                except grpc.RpcError as e:
+                    mv = e.code()
+                with lock:
+                    results["excl"].append((i, r.error_code, r.error))
+                    results["cond"].append((i, r2.error_code, r2.error))
+                    results["mv"].append((i, mv))
+            finally:
+                ch.close()
+
+        threads = [threading.Thread(target=racer, args=(i,)) for i in range(racers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        f = Filer(s.channel())
+        assert len(results["excl"]) == racers, results
+        won = [i for i, code, _ in results["excl"] if code == 0]
+        assert len(won) == 1, results["excl"]
+        assert all(c == ENTRY_ALREADY_EXISTS and e == "/race/excl: entry already exists"
+                   for i, c, e in results["excl"] if i not in won), results["excl"]
+        assert f.lookup("/race", "excl").attributes.file_size == won[0]
+        won = [i for i, code, _ in results["cond"] if code == 0]
+        assert len(won) == 1, results["cond"]
+        assert all(c == PRECONDITION_FAILED for i, c, _ in results["cond"] if i not in won), results["cond"]
+        assert f.lookup("/race", "cond").attributes.file_size == won[0]
+        won = [i for i, mv in results["mv"] if mv == "OK"]
+        assert len(won) == 1, results["mv"]
+        assert all(mv == S.NOT_FOUND for i, mv in results["mv"] if i not in won), results["mv"]
+        assert f.names("/race") == sorted(["cond", "dst%d" % won[0], "excl"]), f.names("/race")
+        recs = stop_and_dump(s)
+        assert sorted(summaries(recs)) == sorted([
+            ("create", "/race", None), ("create", "/race/src", None), ("create", "/race/excl", None),
+            ("create", "/race/cond", None), ("rename", "/race/src", "/race/dst%d" % won[0])]), summaries(recs)
+
+
 def test_ts_increases_across_kinds_and_matches_responses():
     with Server() as s:
         f = Filer(s.channel())
@@ -237,5 +293,6 @@ if __name__ == "__main__":
         test_recursive_delete_of_1000_entries_is_post_order,
         test_unknown_fields_survive_byte_for_byte,
         test_16_writers_x_2000_creates_strictly_ordered,
+        test_conflicting_writers_have_one_winner,
         test_ts_increases_across_kinds_and_matches_responses,
     ])

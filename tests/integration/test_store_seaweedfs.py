@@ -12,6 +12,7 @@ from google.protobuf import descriptor
 import fmtest
 from fmtest import Server
 from test_seaweedfs_wire import upstream_classes
+from test_store_client import clean_stop
 
 FD = descriptor.FieldDescriptor
 SVC = "/filer_pb.SeaweedFiler/"
@@ -168,7 +169,7 @@ def test_upstream_client_store_rpcs():
         U("KvPut", M("filer_pb.KvPutRequest")(key=b"sw-key", value=b""), "KvPutResponse")
         kv = U("KvGet", M("filer_pb.KvGetRequest")(key=b"sw-key"), "KvGetResponse")
         assert kv.value == b"" and kv.error == "", kv
-        fmtest.assert_clean_stop(s)
+        clean_stop(s)
 
 
 if __name__ == "__main__":
