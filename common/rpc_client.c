@@ -52,16 +52,21 @@ void fm_rpc_client_free(fm_rpc_client *c)
   fm_rpc_core_shutdown();
 }
 
-int fm_rpc_client_unary(fm_rpc_client *c, const char *path, const ProtobufCMessage *req,
-                        const ProtobufCMessageDescriptor *resp_desc, int64_t timeout_ms, ProtobufCMessage **resp,
-                        grpc_status_code *status, char *err, size_t errlen)
+/* A call to `path` on the client's queue; timeout_ms 0 means no deadline. */
+static grpc_call *create_call(fm_rpc_client *c, const char *path, int64_t timeout_ms)
 {
   gpr_timespec deadline =
       timeout_ms > 0 ? gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN))
                      : gpr_inf_future(GPR_CLOCK_MONOTONIC);
-  grpc_slice method = grpc_slice_from_static_string(path);
-  grpc_call *call =
-      grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq, method, NULL, deadline, NULL);
+  return grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq, grpc_slice_from_static_string(path),
+                                  NULL, deadline, NULL);
+}
+
+int fm_rpc_client_unary(fm_rpc_client *c, const char *path, const ProtobufCMessage *req,
+                        const ProtobufCMessageDescriptor *resp_desc, int64_t timeout_ms, ProtobufCMessage **resp,
+                        grpc_status_code *status, char *err, size_t errlen)
+{
+  grpc_call *call = create_call(c, path, timeout_ms);
   grpc_byte_buffer *send = fm_rpc_encode(req);
   grpc_byte_buffer *recv = NULL;
   grpc_metadata_array md_initial, md_trailing;
@@ -127,11 +132,7 @@ int fm_rpc_client_stream(fm_rpc_client *c, const char *path, const ProtobufCMess
                          const ProtobufCMessageDescriptor *resp_desc, int64_t timeout_ms, fm_rpc_client_stream_fn fn,
                          void *arg, grpc_status_code *status, char *err, size_t errlen)
 {
-  gpr_timespec deadline =
-      timeout_ms > 0 ? gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN))
-                     : gpr_inf_future(GPR_CLOCK_MONOTONIC);
-  grpc_call *call = grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, c->cq,
-                                             grpc_slice_from_static_string(path), NULL, deadline, NULL);
+  grpc_call *call = create_call(c, path, timeout_ms);
   grpc_byte_buffer *send = fm_rpc_encode(req);
   grpc_metadata_array md_initial, md_trailing;
   grpc_metadata_array_init(&md_initial);

@@ -117,6 +117,17 @@ int fm_rpc_methods_add(fm_rpc_methods *t, const fm_rpc_method *m)
   return 0;
 }
 
+int fm_rpc_methods_add_all(fm_rpc_methods *t, fm_rpc_method *methods, size_t n, void *ctx)
+{
+  for (size_t i = 0; i < n; i++) {
+    methods[i].ctx = ctx;
+    int rc = fm_rpc_methods_add(t, &methods[i]);
+    if (rc != 0)
+      return rc;
+  }
+  return 0;
+}
+
 const fm_rpc_method *fm_rpc_methods_find(const fm_rpc_methods *t, const char *path, size_t len)
 {
   size_t at = lower_bound(t, path, len);

@@ -21,6 +21,10 @@ void fm_rpc_methods_free(fm_rpc_methods *t);
  */
 int fm_rpc_methods_add(fm_rpc_methods *t, const fm_rpc_method *m);
 
+/* Adds each of methods[0..n-1] after setting its ctx (the handler tables are
+ * static arrays in each service). Returns 0 or the first fm_rpc_methods_add error. */
+int fm_rpc_methods_add_all(fm_rpc_methods *t, fm_rpc_method *methods, size_t n, void *ctx);
+
 /* Finds the method for a path given as bytes (not NUL-terminated), or NULL. */
 const fm_rpc_method *fm_rpc_methods_find(const fm_rpc_methods *t, const char *path, size_t len);
 

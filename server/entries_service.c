@@ -52,6 +52,20 @@ static int check_name(fm_rpc_call *call, const char *name, const char *field)
   return rc;
 }
 
+/* Checks the directory and entry of a Create/UpdateEntryRequest. Returns 0,
+ * FM_ETOOBIG (name too long; the caller answers), or FM_EINVAL after
+ * finishing the call with INVALID_ARGUMENT. */
+static int check_entry_request(fm_rpc_call *call, char *directory, const FilerPb__Entry *entry)
+{
+  if (!check_dir(call, directory, "directory"))
+    return FM_EINVAL;
+  if (entry == NULL) {
+    fm_rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "entry is missing");
+    return FM_EINVAL;
+  }
+  return check_name(call, entry->name, "entry.name");
+}
+
 static FilerPb__SubscribeMetadataResponse *decode_event(const fm_staged_event *e)
 {
   return e != NULL ? filer_pb__subscribe_metadata_response__unpack(NULL, e->len, e->bytes) : NULL;
@@ -108,6 +122,20 @@ static void submit(fm_rpc_call *call, const ProtobufCMessage *req, fm_mutation_k
   }
 }
 
+/* The response fields every mutation reply shares: metadata_event (the
+ * mutation's last event, or NULL; caller frees with
+ * filer_pb__subscribe_metadata_response__free_unpacked, which accepts NULL),
+ * and the log_ts_ns / log_signature that go with it. */
+static FilerPb__SubscribeMetadataResponse *event_fields(const mut_call *mc, int64_t *log_ts_ns, int32_t *log_signature)
+{
+  FilerPb__SubscribeMetadataResponse *ev = decode_event(mc->m.last_event);
+  if (ev != NULL) {
+    *log_ts_ns = ev->ts_ns;
+    *log_signature = mc->svc->signature;
+  }
+  return ev;
+}
+
 static void create_done(fm_mutation *m)
 {
   mut_call *mc = m->arg;
@@ -117,14 +145,9 @@ static void create_done(fm_mutation *m)
     FilerPb__CreateEntryResponse r = FILER_PB__CREATE_ENTRY_RESPONSE__INIT;
     r.error = m->inband_error;
     r.error_code = (FilerPb__FilerError)m->filer_error;
-    r.metadata_event = decode_event(m->last_event);
-    if (r.metadata_event != NULL) {
-      r.log_ts_ns = r.metadata_event->ts_ns;
-      r.log_signature = mc->svc->signature;
-    }
+    r.metadata_event = event_fields(mc, &r.log_ts_ns, &r.log_signature);
     fm_rpc_call_reply(mc->call, &r.base);
-    if (r.metadata_event != NULL)
-      filer_pb__subscribe_metadata_response__free_unpacked(r.metadata_event, NULL);
+    filer_pb__subscribe_metadata_response__free_unpacked(r.metadata_event, NULL);
   }
   mut_release(mc);
 }
@@ -132,13 +155,7 @@ static void create_done(fm_mutation *m)
 static void on_create(fm_rpc_call *call, const ProtobufCMessage *msg)
 {
   FilerPb__CreateEntryRequest *req = (FilerPb__CreateEntryRequest *)(uintptr_t)msg;
-  if (!check_dir(call, req->directory, "directory"))
-    return;
-  if (req->entry == NULL) {
-    fm_rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "entry is missing");
-    return;
-  }
-  int rc = check_name(call, req->entry->name, "entry.name");
+  int rc = check_entry_request(call, req->directory, req->entry);
   if (rc == FM_EINVAL)
     return;
   if (rc == FM_ETOOBIG) { /* upstream answers this in the response, not the status */
@@ -158,14 +175,9 @@ static void update_done(fm_mutation *m)
     fm_rpc_call_finish(mc->call, m->status, m->message);
   } else {
     FilerPb__UpdateEntryResponse r = FILER_PB__UPDATE_ENTRY_RESPONSE__INIT;
-    r.metadata_event = decode_event(m->last_event);
-    if (r.metadata_event != NULL) {
-      r.log_ts_ns = r.metadata_event->ts_ns;
-      r.log_signature = mc->svc->signature;
-    }
+    r.metadata_event = event_fields(mc, &r.log_ts_ns, &r.log_signature);
     fm_rpc_call_reply(mc->call, &r.base);
-    if (r.metadata_event != NULL)
-      filer_pb__subscribe_metadata_response__free_unpacked(r.metadata_event, NULL);
+    filer_pb__subscribe_metadata_response__free_unpacked(r.metadata_event, NULL);
   }
   mut_release(mc);
 }
@@ -173,13 +185,7 @@ static void update_done(fm_mutation *m)
 static void on_update(fm_rpc_call *call, const ProtobufCMessage *msg)
 {
   FilerPb__UpdateEntryRequest *req = (FilerPb__UpdateEntryRequest *)(uintptr_t)msg;
-  if (!check_dir(call, req->directory, "directory"))
-    return;
-  if (req->entry == NULL) {
-    fm_rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "entry is missing");
-    return;
-  }
-  int rc = check_name(call, req->entry->name, "entry.name");
+  int rc = check_entry_request(call, req->directory, req->entry);
   if (rc == FM_EINVAL)
     return;
   if (rc == FM_ETOOBIG) {
@@ -200,8 +206,7 @@ static void delete_done(fm_mutation *m)
     r.error = m->inband_error;
     r.metadata_event = decode_event(m->last_event);
     fm_rpc_call_reply(mc->call, &r.base);
-    if (r.metadata_event != NULL)
-      filer_pb__subscribe_metadata_response__free_unpacked(r.metadata_event, NULL);
+    filer_pb__subscribe_metadata_response__free_unpacked(r.metadata_event, NULL);
   }
   mut_release(mc);
 }
@@ -702,11 +707,5 @@ static fm_rpc_method methods[] = {
 
 int fm_entries_service_register(fm_rpc_methods *t, fm_filer_service *svc)
 {
-  for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
-    methods[i].ctx = svc;
-    int rc = fm_rpc_methods_add(t, &methods[i]);
-    if (rc != 0)
-      return rc;
-  }
-  return 0;
+  return fm_rpc_methods_add_all(t, methods, sizeof methods / sizeof methods[0], svc);
 }

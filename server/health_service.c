@@ -63,11 +63,5 @@ static fm_rpc_method methods[] = {
 
 int fm_health_service_register(fm_rpc_methods *t)
 {
-  for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
-    methods[i].ctx = t;
-    int rc = fm_rpc_methods_add(t, &methods[i]);
-    if (rc != 0)
-      return rc;
-  }
-  return 0;
+  return fm_rpc_methods_add_all(t, methods, sizeof methods / sizeof methods[0], t);
 }

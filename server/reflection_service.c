@@ -168,11 +168,5 @@ static fm_rpc_method methods[] = {
 
 int fm_reflection_service_register(fm_rpc_methods *t, fm_reflection_service *svc)
 {
-  for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
-    methods[i].ctx = svc;
-    int rc = fm_rpc_methods_add(t, &methods[i]);
-    if (rc != 0)
-      return rc;
-  }
-  return 0;
+  return fm_rpc_methods_add_all(t, methods, sizeof methods / sizeof methods[0], svc);
 }
