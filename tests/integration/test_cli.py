@@ -130,6 +130,47 @@ def test_filermeta_ping_and_config():
         assert p.returncode == 0 and '"ops":200' in p.stdout and '"errors":0' in p.stdout, p
 
 
+def test_filermeta_admin_commands():
+    import json
+    with Server() as s:
+        fm = lambda *a: run_cli(FILERMETA, "-filer", s.filer_addr, *a)
+        p = fm("put", "/docs/readme.txt", "--content", "hello")
+        assert p.returncode == 0 and "created /docs/readme.txt" in p.stdout, p
+        assert fm("put", "/docs/sub", "--dir").returncode == 0
+        p = fm("ls", "/docs")
+        assert p.returncode == 0 and p.stdout.split() == ["readme.txt", "sub/"], p
+        p = fm("ls", "-l", "/docs")
+        assert p.returncode == 0 and p.stdout.splitlines()[0].startswith("-0644"), p
+        p = fm("stat", "/docs/readme.txt", "--json")
+        assert p.returncode == 0, p
+        got = json.loads(p.stdout)
+        assert got["entry"]["name"] == "readme.txt" and got["entry"]["content"] == "aGVsbG8=", got
+        p = fm("stat", "/docs/readme.txt")
+        assert "size: 5" in p.stdout and "type: file" in p.stdout, p
+        # errors: the server's words, non-zero exit
+        p = fm("put", "/docs/readme.txt/x")
+        assert p.returncode == 1 and "parent path is a file" in p.stderr, p
+        p = fm("rm", "/docs")
+        assert p.returncode == 1 and "fail to delete non-empty folder" in p.stderr, p
+        p = fm("stat", "/nope")
+        assert p.returncode == 1 and "filer: no entry is found in filer store" in p.stderr, p
+        p = fm("put", "relative")
+        assert p.returncode == 2, p
+        assert fm("mv", "/docs", "/papers").returncode == 0
+        assert fm("ls", "/papers").stdout.split() == ["readme.txt", "sub/"]
+        assert fm("ls", "/docs").stdout == ""
+        p = fm("rm", "-r", "/papers")
+        assert p.returncode == 0 and "deleted /papers" in p.stdout, p
+        assert fm("ls", "/").stdout == ""
+        assert fm("kv", "put", "color", "blue").returncode == 0
+        assert fm("kv", "get", "color").stdout == "blue\n"
+        assert fm("kv", "put", "color", "").returncode == 0
+        assert fm("kv", "get", "color").stdout == ""
+        # the -filer flag also works after the command
+        p = run_cli(FILERMETA, "ls", "-filer", s.filer_addr, "/")
+        assert p.returncode == 0, p
+
+
 def test_filermeta_errors():
     line = one_clear_line(run_cli(FILERMETA, "ping", "-filer", "nohostport"))
     assert "-filer" in line, line
@@ -154,5 +195,6 @@ if __name__ == "__main__":
         test_data_dir_created_and_port_file_written,
         test_healthz,
         test_filermeta_ping_and_config,
+        test_filermeta_admin_commands,
         test_filermeta_errors,
     ])
