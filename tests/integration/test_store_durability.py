@@ -56,11 +56,20 @@ def test_restart_keeps_entries_kv_signature_and_ts_order():
 
 
 def test_sigkill_loses_no_acknowledged_create():
+    sigkill_case([])
+
+
+def test_sigkill_loses_no_acknowledged_create_with_store_sync():
+    # the committer thread and its group fsync: acknowledged means fsynced
+    sigkill_case(["-store.sync=true"])
+
+
+def sigkill_case(args):
     writers = 8
     tmp = tempfile.mkdtemp(prefix="fmtest-store-")
     data = os.path.join(tmp, "data")
     try:
-        with Server(data_dir=data) as s:
+        with Server(data_dir=data, args=args) as s:
             acks = [[] for _ in range(writers)]
             errors = []
             stop = threading.Event()
@@ -223,6 +232,7 @@ if __name__ == "__main__":
     fmtest.main([
         test_restart_keeps_entries_kv_signature_and_ts_order,
         test_sigkill_loses_no_acknowledged_create,
+        test_sigkill_loses_no_acknowledged_create_with_store_sync,
         test_store_sync_flag,
         test_second_server_on_the_same_dir_is_refused,
         test_previous_version_signature_is_migrated,
