@@ -15,9 +15,11 @@
 
 typedef struct fm_filer fm_filer;
 
-/* Called on the committer thread with each event after its batch is durable,
- * in ts order. `event` is an encoded SubscribeMetadataResponse, valid during
- * the call. Registered by the MetaLogBuffer. */
+/* Called with each event after its batch is written (with -store.sync: after
+ * the group's fsync, on the committer thread; without: on the submitting
+ * thread), in ts order, under the filer's write lock. `event` is an encoded
+ * SubscribeMetadataResponse, valid during the call. Registered by the
+ * MetaLogBuffer; it must not call back into the filer. */
 typedef void (*fm_filer_event_hook)(void *arg, int64_t ts_ns, const uint8_t *event, size_t len);
 
 typedef enum fm_mutation_kind {
@@ -37,7 +39,10 @@ typedef struct fm_staged_event {
 /*
  * A mutation, owned by the submitter (usually embedded in its per-call state)
  * until `done` has been called. Requests must already be path-validated by
- * the caller (fm_path_check_*); the filer re-checks only what the store decides.
+ * the caller (fm_path_check_*); the filer re-checks only what the store
+ * decides, and may normalise the request in place (a directory's ttl_sec is
+ * cleared). `done` runs under the filer's write lock: it must not call
+ * fm_filer_submit or fm_filer_free.
  */
 typedef struct fm_mutation fm_mutation;
 struct fm_mutation {
