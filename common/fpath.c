@@ -31,8 +31,10 @@ int fm_path_check_dir(const char *dir, size_t len, const char *field, char **out
     i += clen + 1;
   }
   char *copy = strndup(dir, len);
-  if (copy == NULL)
+  if (copy == NULL) {
+    snprintf(err, errlen, "out of memory");
     return FM_ENOMEM;
+  }
   *out = copy;
   return 0;
 }

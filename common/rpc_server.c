@@ -59,13 +59,15 @@ struct fm_rpc_server {
   int port;
   atomic_bool shutting_down;
   bool started;
-  bool shut_down; /* fm_rpc_server_shutdown finished */
   call_tag shutdown_tag;
 
-  pthread_mutex_t mu; /* guards live list and shutdown_notified */
+  pthread_mutex_t mu; /* guards live list, ncalls and shutdown_notified */
   pthread_cond_t cv;
   bool shutdown_notified;
-  fm_rpc_call *live; /* calls between TAG_NEW and on_done */
+  fm_rpc_call *live;  /* calls between TAG_NEW and on_done */
+  size_t ncalls;      /* calls not yet destroyed (holders may outlive on_done) */
+  bool all_started;   /* every completion-queue thread is running */
+  bool calls_stopped; /* fm_rpc_server_shutdown has run */
 };
 
 struct fm_rpc_call {
@@ -91,6 +93,7 @@ struct fm_rpc_call {
   bool done;   /* on_done ran (or is running) */
   int close_cancelled;
   bool keep_request; /* set by the handler inside on_request; CQ thread only */
+  bool counted;      /* included in srv->ncalls */
   grpc_byte_buffer *recv_buf, *send_buf;
   grpc_slice status_details;
   bool has_status_details;
@@ -105,6 +108,14 @@ static void call_destroy(fm_rpc_call *c)
 {
   if (c->call != NULL)
     grpc_call_unref(c->call);
+  if (c->counted) {
+    /* the server's queues are released only once no call object is left */
+    fm_rpc_server *srv = c->srv;
+    pthread_mutex_lock(&srv->mu);
+    if (--srv->ncalls == 0)
+      pthread_cond_broadcast(&srv->cv);
+    pthread_mutex_unlock(&srv->mu);
+  }
   grpc_call_details_destroy(&c->details);
   grpc_metadata_array_destroy(&c->request_md);
   if (c->recv_buf != NULL)
@@ -200,7 +211,13 @@ static int start_status_locked(fm_rpc_call *c, grpc_status_code code, const char
   ops[n++].data.send_status_from_server.status_details = &c->status_details;
   c->status_started = true;
   c->send_busy = true;
-  return start_batch_locked(c, ops, n, &c->t_send);
+  int rc = start_batch_locked(c, ops, n, &c->t_send);
+  if (rc != 0) {
+    /* the client must still learn how the call ended: this needs no batch */
+    c->send_busy = false;
+    grpc_call_cancel_with_status(c->call, code, msg != NULL ? msg : "", NULL);
+  }
+  return rc;
 }
 
 int fm_rpc_call_finish(fm_rpc_call *c, grpc_status_code code, const char *message)
@@ -429,9 +446,13 @@ static void on_new_call(cq_worker *w, fm_rpc_call *c, bool ok)
   if (!stopping)
     request_call(w); /* re-arm at once so the next call is not kept waiting */
 
-  live_add(srv, c);
   c->method = fm_rpc_methods_find(srv->methods, (const char *)GRPC_SLICE_START_PTR(c->details.method),
                                   GRPC_SLICE_LENGTH(c->details.method));
+  pthread_mutex_lock(&srv->mu);
+  srv->ncalls++;
+  c->counted = true;
+  pthread_mutex_unlock(&srv->mu);
+  live_add(srv, c);
   pthread_mutex_lock(&c->mu);
   grpc_op op;
   memset(&op, 0, sizeof op);
@@ -660,12 +681,14 @@ int fm_rpc_server_start(fm_rpc_server *srv)
       if (rc != 0)
         return rc;
     }
-    if (pthread_create(&w->thread, NULL, cq_thread, w) != 0) {
-      fm_log_error("cannot start completion-queue thread: %s", strerror(errno));
+    int e = pthread_create(&w->thread, NULL, cq_thread, w);
+    if (e != 0) {
+      fm_log_error("cannot start completion-queue thread: %s", strerror(e));
       return FM_EIO;
     }
     w->started = true;
   }
+  srv->all_started = true;
   return 0;
 }
 
@@ -725,20 +748,44 @@ static bool wait_shutdown(fm_rpc_server *srv, gpr_timespec deadline, bool calls_
 
 void fm_rpc_server_shutdown(fm_rpc_server *srv, int64_t grace_ms)
 {
-  if (srv == NULL || srv->shut_down || srv->server == NULL)
+  if (srv == NULL || srv->calls_stopped || srv->server == NULL)
     return;
+  srv->calls_stopped = true;
   atomic_store(&srv->shutting_down, true);
-  if (srv->started) {
-    end_streams(srv);
+  if (!srv->started) {
+    /* a server that never started still needs the shutdown handshake; the
+     * tag is collected when its queue is drained */
     grpc_server_shutdown_and_notify(srv->server, srv->workers[0].cq, &srv->shutdown_tag);
-    gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(grace_ms, GPR_TIMESPAN));
-    /* The grace is for calls in progress. Idle client connections would hold
-     * the shutdown notification until they close, so once no call is left
-     * (or the grace is over) cancel_all_calls also disconnects them. */
-    if (!wait_shutdown(srv, deadline, true))
-      fm_log_warn("calls still running after %lld ms; cancelling them", (long long)grace_ms);
+    return;
+  }
+  end_streams(srv);
+  grpc_server_shutdown_and_notify(srv->server, srv->workers[0].cq, &srv->shutdown_tag);
+  if (!srv->all_started) {
+    /* a queue nobody reads cannot report anything: cancel, and let the
+     * drain in fm_rpc_server_free collect what is left */
     grpc_server_cancel_all_calls(srv->server);
-    wait_shutdown(srv, gpr_inf_future(GPR_CLOCK_MONOTONIC), false);
+    return;
+  }
+  gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(grace_ms, GPR_TIMESPAN));
+  /* The grace is for calls in progress. Idle client connections would hold
+   * the shutdown notification until they close, so once no call is left
+   * (or the grace is over) cancel_all_calls also disconnects them. */
+  if (!wait_shutdown(srv, deadline, true))
+    fm_log_warn("calls still running after %lld ms; cancelling them", (long long)grace_ms);
+  grpc_server_cancel_all_calls(srv->server);
+  wait_shutdown(srv, gpr_inf_future(GPR_CLOCK_MONOTONIC), false);
+}
+
+/* Waits until every call object is gone (holders on other threads, such as
+ * the filer's committer, must have released theirs), then shuts down, drains
+ * and joins the completion queues. */
+static void release_queues(fm_rpc_server *srv)
+{
+  if (srv->all_started) {
+    pthread_mutex_lock(&srv->mu);
+    while (srv->ncalls > 0)
+      pthread_cond_wait(&srv->cv, &srv->mu);
+    pthread_mutex_unlock(&srv->mu);
   }
   for (int i = 0; i < srv->nworkers; i++)
     grpc_completion_queue_shutdown(srv->workers[i].cq);
@@ -751,21 +798,19 @@ void fm_rpc_server_shutdown(fm_rpc_server *srv, int64_t grace_ms)
       drain(&srv->workers[i]);
     }
   }
-  srv->shut_down = true;
 }
 
 void fm_rpc_server_free(fm_rpc_server *srv)
 {
   if (srv == NULL)
     return;
-  if (srv->server != NULL) {
-    if (!srv->started) {
-      /* a server that never started still needs the shutdown handshake */
-      grpc_server_shutdown_and_notify(srv->server, srv->workers ? srv->workers[0].cq : NULL, &srv->shutdown_tag);
-    }
+  if (srv->server != NULL && srv->workers != NULL) {
     fm_rpc_server_shutdown(srv, 0);
-    if (srv->live != NULL)
+    release_queues(srv);
+    if (srv->live != NULL || srv->ncalls > 0)
       fm_log_error("rpc server freed with calls still referenced");
+    grpc_server_destroy(srv->server);
+  } else if (srv->server != NULL) {
     grpc_server_destroy(srv->server);
   }
   if (srv->workers != NULL) {

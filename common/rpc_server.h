@@ -76,14 +76,18 @@ int fm_rpc_server_start(fm_rpc_server *srv);
 bool fm_rpc_server_shutting_down(const fm_rpc_server *srv);
 
 /*
- * Ordered shutdown, from one thread: stop accepting calls, end open streams
- * (on_shutdown), grpc_server_shutdown_and_notify, wait up to grace_ms for
- * calls in progress, grpc_server_cancel_all_calls, drain and join the
- * completion-queue threads. Every call's on_done has run when it returns.
+ * Ordered shutdown, part one, from one thread: stop accepting calls, end open
+ * streams (on_shutdown), grpc_server_shutdown_and_notify, wait up to grace_ms
+ * for calls in progress, grpc_server_cancel_all_calls. The completion queues
+ * keep running, so that threads holding call references (e.g. the filer
+ * finishing queued mutations) can still complete and release them. Part two
+ * is fm_rpc_server_free.
  */
 void fm_rpc_server_shutdown(fm_rpc_server *srv, int64_t grace_ms);
 
-/* Shuts down (if not yet) and releases the server. NULL is a no-op. */
+/* Shuts down (if not yet), waits until every call reference is released,
+ * drains and joins the completion queues, and releases the server. NULL is a
+ * no-op. */
 void fm_rpc_server_free(fm_rpc_server *srv);
 
 /* ---- per-call operations: thread-safe unless noted ---- */

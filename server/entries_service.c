@@ -20,8 +20,10 @@
 
 /* Go's os.ModeDir in FuseAttributes.file_mode. */
 #define GO_MODE_DIR 0x80000000u
-/* Entries read from the store per listing page. */
+/* Entries read from the store per listing page, and the most encoded bytes a
+ * page may hold (entries can be megabytes; pages must stay small). */
 #define PAGE 1024
+#define PAGE_BYTES (4u << 20)
 
 static const char NOT_FOUND_TEXT[] = "filer: no entry is found in filer store";
 
@@ -31,9 +33,10 @@ static const char NOT_FOUND_TEXT[] = "filer: no entry is found in filer store";
  * call is finished with INVALID_ARGUMENT and false returned. */
 static bool check_dir(fm_rpc_call *call, char *dir, const char *field)
 {
-  char err[FM_ERR_LEN], *norm = NULL;
-  if (fm_path_check_dir(dir, strlen(dir), field, &norm, err, sizeof err) != 0) {
-    fm_rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, err);
+  char err[FM_ERR_LEN] = "", *norm = NULL;
+  int rc = fm_path_check_dir(dir, strlen(dir), field, &norm, err, sizeof err);
+  if (rc != 0) {
+    fm_rpc_call_finish(call, rc == FM_ENOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_INVALID_ARGUMENT, err);
     return false;
   }
   dir[strlen(norm)] = '\0'; /* the normal form is a prefix of the original */
@@ -361,6 +364,7 @@ struct pager {
   int (*fill)(pager *p); /* appends to buf; sets eof when nothing more will come */
   grpc_byte_buffer **buf;
   size_t n, pos, cap;
+  size_t bytes; /* encoded bytes queued in buf */
   bool eof;
   char err[FM_ERR_LEN];
 
@@ -389,6 +393,7 @@ static int pager_push(pager *p, const ProtobufCMessage *m)
   if (bb == NULL)
     return FM_ENOMEM;
   p->buf[p->n++] = bb;
+  p->bytes += grpc_byte_buffer_length(bb);
   return 0;
 }
 
@@ -413,6 +418,7 @@ static void pager_next(pager *p)
     for (size_t i = 0; i < p->n; i++)
       p->buf[i] = NULL; /* all sent; the call owned and released them */
     p->n = p->pos = 0;
+    p->bytes = 0;
     if (p->fill(p) != 0) {
       fm_rpc_call_finish(p->call, GRPC_STATUS_INTERNAL, p->err[0] ? p->err : "listing failed");
       return;
@@ -497,7 +503,7 @@ static bool list_one(void *arg, const char *name, size_t nlen, const void *value
   lp->got++;
   if (p->remaining != UINT64_MAX)
     p->remaining--;
-  return lp->got < PAGE && p->remaining > 0;
+  return lp->got < PAGE && p->bytes < PAGE_BYTES && p->remaining > 0;
 }
 
 static int list_fill(pager *p)
@@ -515,7 +521,8 @@ static int list_fill(pager *p)
                          p->err, sizeof p->err);
   if (rc == 0)
     rc = lp.rc;
-  if (lp.got < PAGE || p->remaining == 0)
+  /* a page cut short by PAGE_BYTES is not the end; one short of PAGE without it is */
+  if ((lp.got < PAGE && p->bytes < PAGE_BYTES) || p->remaining == 0)
     p->eof = true;
   return rc;
 }
@@ -599,7 +606,7 @@ static bool bfs_one(void *arg, const char *name, size_t nlen, const void *value,
     bp->rc = enqueue(p, full);
   else
     free(full);
-  return bp->rc == 0 && bp->got < PAGE;
+  return bp->rc == 0 && bp->got < PAGE && p->bytes < PAGE_BYTES;
 }
 
 static int bfs_fill(pager *p)
@@ -621,7 +628,7 @@ static int bfs_fill(pager *p)
       rc = bp.rc;
     if (rc != 0)
       return rc;
-    if (bp.got < PAGE) { /* this directory is done */
+    if (bp.got < PAGE && p->bytes < PAGE_BYTES) { /* this directory is done */
       free(p->cur);
       p->cur = NULL;
     }

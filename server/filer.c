@@ -51,6 +51,11 @@ struct fm_filer {
 
   atomic_llong committed_ts;
   atomic_bool closing; /* fm_filer_free has begun */
+  /* A group fsync failed: its writes are applied but may not be durable, so
+   * what is on disk is unknown. Like PostgreSQL after a failed fsync, the
+   * filer stops taking writes (fail-stop) until it is restarted. */
+  atomic_bool broken;
+  char broken_reason[FM_ERR_LEN]; /* written once, before broken is set */
 };
 
 /* Directory mode bit as Go's os.FileMode stores it in FuseAttributes.file_mode. */
@@ -762,8 +767,17 @@ static void *committer(void *arg)
       break;
 
     pthread_mutex_lock(&f->apply_mu);
-    for (fm_mutation *m = list; m != NULL; m = m->next)
+    for (fm_mutation *m = list; m != NULL; m = m->next) {
+      if (atomic_load(&f->broken)) {
+        m->status = GRPC_STATUS_UNAVAILABLE;
+        snprintf(m->message, sizeof m->message, "store sync failed earlier (%s); restart filermetad", f->broken_reason);
+        m->inband_error[0] = '\0';
+        m->filer_error = 0;
+        m->last_event = NULL;
+        continue;
+      }
       apply(f, m);
+    }
 
     char err[FM_ERR_LEN] = "";
     if (fm_store_sync_enabled(f->store)) {
@@ -771,7 +785,11 @@ static void *committer(void *arg)
       fm_store_batch_clear(f->group);
       if (rc != 0) {
         /* not durable, so not acknowledged and not published */
-        fm_log_error("%s", err);
+        fm_log_error("%s; refusing further writes until filermetad is restarted", err);
+        if (!atomic_load(&f->broken)) {
+          snprintf(f->broken_reason, sizeof f->broken_reason, "%s", err);
+          atomic_store(&f->broken, true);
+        }
         for (fm_mutation *m = list; m != NULL; m = m->next) {
           if (m->status == GRPC_STATUS_OK && m->inband_error[0] == '\0') {
             drop_events(m);
@@ -833,6 +851,7 @@ int fm_filer_new(fm_store *store, int32_t signature, fm_filer **out, char *err, 
   pthread_mutex_init(&f->apply_mu, NULL);
   pthread_cond_init(&f->cv, NULL);
   atomic_init(&f->closing, false);
+  atomic_init(&f->broken, false);
   int rc = fm_store_last_ts(store, &f->clock, err, errlen);
   if (rc != 0)
     goto err;

@@ -27,7 +27,7 @@ const char *fm_filer_version(void)
 }
 
 /* How long a Ping of another filer may take before it is reported as failed. */
-#define REMOTE_PING_TIMEOUT_MS 10000
+#define REMOTE_PING_TIMEOUT_MS 5000
 
 /* ---------------------------------------------------------------- Ping */
 
@@ -39,7 +39,8 @@ typedef struct remote_ping {
 } remote_ping;
 
 /* Pings another filer from a thread of its own, so that a slow or dead peer
- * never holds a completion-queue thread. */
+ * never holds a completion-queue thread. It holds a call reference, which
+ * shutdown waits for: hence the bounded timeout. */
 static void *remote_ping_thread(void *arg)
 {
   remote_ping *rp = arg;

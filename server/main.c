@@ -253,8 +253,11 @@ int main(int argc, char **argv)
 
 out:
   fm_http_side_free(http);
-  fm_rpc_server_free(server); /* no call is left to submit a mutation */
-  fm_filer_free(engine);      /* completes what was queued */
+  /* Stop calls first, then let the filer finish (and answer) what it has
+   * queued while the completion queues still run, then release the queues. */
+  fm_rpc_server_shutdown(server, 0);
+  fm_filer_free(engine);
+  fm_rpc_server_free(server);
   fm_store_free(store);
   fm_rpc_methods_free(methods);
   fm_descriptor_index_free(index);
