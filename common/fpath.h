@@ -6,6 +6,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* The directory bit of FuseAttributes.file_mode, which carries Go's os.FileMode
+ * (os.ModeDir), as SeaweedFS clients set and read it. */
+#define FM_MODE_DIR 0x80000000u
+
 /* Longest name, in bytes, a filer entry may have (ENTRY_NAME_TOO_LONG beyond). */
 #define FM_NAME_MAX 255
 

@@ -18,14 +18,10 @@
 #include "rpc_codec.h"
 #include "rpc_server.h"
 
-/* Go's os.ModeDir in FuseAttributes.file_mode. */
-#define GO_MODE_DIR 0x80000000u
 /* Entries read from the store per listing page, and the most encoded bytes a
  * page may hold (entries can be megabytes; pages must stay small). */
 #define PAGE 1024
 #define PAGE_BYTES (4u << 20)
-
-static const char NOT_FOUND_TEXT[] = "filer: no entry is found in filer store";
 
 /* ================================================================ validation */
 
@@ -79,7 +75,7 @@ static void root_entry(FilerPb__Entry *e, FilerPb__FuseAttributes *attr)
 {
   filer_pb__entry__init(e);
   filer_pb__fuse_attributes__init(attr);
-  attr->file_mode = GO_MODE_DIR | 0755;
+  attr->file_mode = FM_MODE_DIR | 0755;
   e->name = (char *)(uintptr_t) "";
   e->is_directory = 1;
   e->attributes = attr;
@@ -193,7 +189,7 @@ static void on_update(fm_rpc_call *call, const ProtobufCMessage *msg)
     return;
   if (rc == FM_ETOOBIG) {
     fm_rpc_call_finishf(call, GRPC_STATUS_NOT_FOUND, "not found %s/%.40s...: %s", req->directory, req->entry->name,
-                        NOT_FOUND_TEXT);
+                        FM_NOT_FOUND_TEXT);
     return;
   }
   submit(call, msg, FM_MUT_UPDATE, update_done);
@@ -332,7 +328,7 @@ static void on_lookup(fm_rpc_call *call, const ProtobufCMessage *msg)
   if (rc == 0)
     rc = fm_store_get_entry(fm_filer_store(svc->filer), req->directory, req->name, &v, &len, err, sizeof err);
   if (rc == FM_ENOTFOUND || rc == FM_ETOOBIG) {
-    fm_rpc_call_finish(call, GRPC_STATUS_NOT_FOUND, NOT_FOUND_TEXT);
+    fm_rpc_call_finish(call, GRPC_STATUS_NOT_FOUND, FM_NOT_FOUND_TEXT);
     return;
   }
   if (rc != 0) {
@@ -664,7 +660,7 @@ static void on_traverse(fm_rpc_call *call, const ProtobufCMessage *msg)
     if (rc != 0 || start == NULL) {
       free(parent);
       fm_rpc_call_finishf(call, rc == FM_ENOTFOUND ? GRPC_STATUS_NOT_FOUND : GRPC_STATUS_INTERNAL, "find dir %s: %s",
-                          req->directory, rc == FM_ENOTFOUND ? NOT_FOUND_TEXT : err);
+                          req->directory, rc == FM_ENOTFOUND ? FM_NOT_FOUND_TEXT : err);
       return;
     }
   }

@@ -58,9 +58,6 @@ struct fm_filer {
   char broken_reason[FM_ERR_LEN]; /* written once, before broken is set */
 };
 
-/* Directory mode bit as Go's os.FileMode stores it in FuseAttributes.file_mode. */
-#define GO_MODE_DIR 0x80000000u
-
 /* ================================================================ events */
 
 static int64_t next_ts(fm_filer *f)
@@ -336,7 +333,7 @@ static int ensure_parents(fm_filer *f, fm_mutation *m, const char *dir, const Fi
       int64_t now_ns = fm_now_ns();
       FilerPb__FuseAttributes attr = FILER_PB__FUSE_ATTRIBUTES__INIT;
       const FilerPb__FuseAttributes *ea = entry->attributes;
-      attr.file_mode = GO_MODE_DIR | (ea != NULL ? ea->file_mode & 07777 : 0755) | 0111;
+      attr.file_mode = FM_MODE_DIR | (ea != NULL ? ea->file_mode & 07777 : 0755) | 0111;
       if (ea != NULL) {
         attr.uid = ea->uid;
         attr.gid = ea->gid;
@@ -449,7 +446,7 @@ static void apply_update(fm_filer *f, fm_mutation *m, char *err, size_t errlen)
   }
   int rc = load_entry(f, dir, e->name, &old, err, errlen);
   if (rc == FM_ENOTFOUND) {
-    fail(m, GRPC_STATUS_NOT_FOUND, "not found %s: %s", full, "filer: no entry is found in filer store");
+    fail(m, GRPC_STATUS_NOT_FOUND, "not found %s: %s", full, FM_NOT_FOUND_TEXT);
     goto out;
   }
   if (rc != 0) {
@@ -478,23 +475,27 @@ static void apply_update(fm_filer *f, fm_mutation *m, char *err, size_t errlen)
   }
   if (e->is_directory && e->attributes != NULL)
     e->attributes->ttl_sec = 0;
-  /* an update that changes nothing is not an event (as upstream) */
+  /* The new bytes are what gets stored; packed once, they also tell whether
+   * the update changes anything (an identical one is not an event, as upstream). */
   size_t olen = filer_pb__entry__get_packed_size(old), nlen = filer_pb__entry__get_packed_size(e);
+  new_bytes = malloc(nlen ? nlen : 1);
+  if (new_bytes == NULL) {
+    store_failed(m, FM_ENOMEM, "");
+    goto out;
+  }
+  filer_pb__entry__pack(e, new_bytes);
   if (olen == nlen) {
     old_bytes = malloc(olen ? olen : 1);
-    new_bytes = malloc(nlen ? nlen : 1);
-    if (old_bytes == NULL || new_bytes == NULL) {
+    if (old_bytes == NULL) {
       store_failed(m, FM_ENOMEM, "");
       goto out;
     }
     filer_pb__entry__pack(old, old_bytes);
-    filer_pb__entry__pack(e, new_bytes);
     if (memcmp(old_bytes, new_bytes, olen) == 0)
       goto out;
   }
-  rc = put_entry(f, dir, e);
-  if (rc == 0)
-    rc = stage_event(f, m, dir, old, e, dir, true, req->is_from_other_cluster, req->signatures, req->n_signatures);
+  fm_store_batch_put_entry(f->batch, dir, e->name, new_bytes, nlen);
+  rc = stage_event(f, m, dir, old, e, dir, true, req->is_from_other_cluster, req->signatures, req->n_signatures);
   if (rc != 0)
     store_failed(m, rc, "");
 out:
@@ -629,7 +630,7 @@ static void apply_rename(fm_filer *f, fm_mutation *m, char *err, size_t errlen)
     goto out; /* onto itself: nothing to do, nothing to announce */
   int rc = load_entry(f, req->old_directory, req->old_name, &e, err, errlen);
   if (rc == FM_ENOTFOUND) {
-    fail(m, GRPC_STATUS_NOT_FOUND, "%s not found: %s", old_full, "filer: no entry is found in filer store");
+    fail(m, GRPC_STATUS_NOT_FOUND, "%s not found: %s", old_full, FM_NOT_FOUND_TEXT);
     goto out;
   }
   if (rc != 0) {

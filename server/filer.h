@@ -85,6 +85,10 @@ int64_t fm_filer_committed_ts(const fm_filer *f);
 int32_t fm_filer_signature(const fm_filer *f);
 fm_store *fm_filer_store(const fm_filer *f);
 
+/* Upstream's words for a missing entry; Go clients recognise "not found" by
+ * this text, so it stays byte-identical (PROTOCOL.md section 6). */
+#define FM_NOT_FOUND_TEXT "filer: no entry is found in filer store"
+
 /* The system log directory: mutations under it produce no events. */
 #define FM_SYSTEM_LOG_DIR "/topics/.system/log"
 

@@ -29,6 +29,7 @@
 
 #include "error.h"
 #include "log.h"
+#include "storage_internal.h"
 
 /* ================================================================ format */
 
@@ -57,30 +58,6 @@ typedef struct record {
   uint8_t type;
 } record;
 
-static void put_be32(uint8_t *p, uint32_t v)
-{
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-  put_be32(p, (uint32_t)(v >> 32));
-  put_be32(p + 4, (uint32_t)v);
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-  return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
-}
-
 static uint32_t crc(const void *data, size_t len)
 {
   return (uint32_t)crc32_z(crc32_z(0, Z_NULL, 0), data, len);
@@ -94,39 +71,40 @@ static uint64_t needle_span(uint64_t size)
 
 static void encode_needle_header(uint8_t *h, uint64_t key, uint32_t cookie, uint32_t size, uint32_t data_crc)
 {
-  put_be32(h, NEEDLE_MAGIC);
-  put_be32(h + 4, cookie);
-  put_be64(h + 8, key);
-  put_be32(h + 16, size);
-  put_be32(h + 20, data_crc);
+  fm_storage__put_be32(h, NEEDLE_MAGIC);
+  fm_storage__put_be32(h + 4, cookie);
+  fm_storage__put_be64(h + 8, key);
+  fm_storage__put_be32(h + 16, size);
+  fm_storage__put_be32(h + 20, data_crc);
 }
 
 /* True if header `h` is the one of needle (key, cookie, size). */
 static bool needle_header_matches(const uint8_t *h, uint64_t key, uint32_t cookie, uint32_t size)
 {
-  return get_be32(h) == NEEDLE_MAGIC && get_be32(h + 4) == cookie && get_be64(h + 8) == key && get_be32(h + 16) == size;
+  return fm_storage__get_be32(h) == NEEDLE_MAGIC && fm_storage__get_be32(h + 4) == cookie &&
+         fm_storage__get_be64(h + 8) == key && fm_storage__get_be32(h + 16) == size;
 }
 
 static void encode_record(uint8_t *p, const record *r)
 {
-  put_be64(p, r->key);
-  put_be64(p + 8, r->offset);
-  put_be32(p + 16, r->size);
-  put_be32(p + 20, r->cookie);
+  fm_storage__put_be64(p, r->key);
+  fm_storage__put_be64(p + 8, r->offset);
+  fm_storage__put_be32(p + 16, r->size);
+  fm_storage__put_be32(p + 20, r->cookie);
   p[24] = r->type;
   p[25] = p[26] = p[27] = 0;
-  put_be32(p + 28, crc(p, 28));
+  fm_storage__put_be32(p + 28, crc(p, 28));
 }
 
 /* Decodes a record; false when its CRC does not match (torn or corrupt). */
 static bool decode_record(const uint8_t *p, record *r)
 {
-  if (get_be32(p + 28) != crc(p, 28))
+  if (fm_storage__get_be32(p + 28) != crc(p, 28))
     return false;
-  r->key = get_be64(p);
-  r->offset = get_be64(p + 8);
-  r->size = get_be32(p + 16);
-  r->cookie = get_be32(p + 20);
+  r->key = fm_storage__get_be64(p);
+  r->offset = fm_storage__get_be64(p + 8);
+  r->size = fm_storage__get_be32(p + 16);
+  r->cookie = fm_storage__get_be32(p + 20);
   r->type = p[24];
   return true;
 }
@@ -521,10 +499,10 @@ static int load_volume(fm_chunk_store *s, volume *v, char *err, size_t errlen)
                dat_path, dat_size);
       return FM_EDECODE;
     }
-    put_be32(sb, SUPERBLOCK_MAGIC);
-    put_be32(sb + 4, VOLUME_VERSION);
-    put_be32(sb + 8, v->id);
-    put_be32(sb + 12, 0);
+    fm_storage__put_be32(sb, SUPERBLOCK_MAGIC);
+    fm_storage__put_be32(sb + 4, VOLUME_VERSION);
+    fm_storage__put_be32(sb + 8, v->id);
+    fm_storage__put_be32(sb + 12, 0);
     if (pwrite_all(v->dat, sb, sizeof sb, 0) != 0 || ftruncate(v->dat, SUPERBLOCK_SIZE) != 0) {
       snprintf(err, errlen, "cannot write %s: %s", dat_path, strerror(errno));
       return FM_EIO;
@@ -537,7 +515,8 @@ static int load_volume(fm_chunk_store *s, volume *v, char *err, size_t errlen)
       snprintf(err, errlen, "cannot read %s: %s", dat_path, strerror(errno));
       return FM_EIO;
     }
-    if (get_be32(sb) != SUPERBLOCK_MAGIC || get_be32(sb + 4) != VOLUME_VERSION || get_be32(sb + 8) != v->id) {
+    if (fm_storage__get_be32(sb) != SUPERBLOCK_MAGIC || fm_storage__get_be32(sb + 4) != VOLUME_VERSION ||
+        fm_storage__get_be32(sb + 8) != v->id) {
       snprintf(err, errlen, "%s at offset 0: not a version %d superblock of volume %" PRIu32, dat_path, VOLUME_VERSION,
                v->id);
       return FM_EDECODE;
@@ -858,10 +837,10 @@ static int create_volume(fm_chunk_store *s, uint32_t id, volume **out)
   if (v == NULL)
     return FM_ENOMEM;
   uint8_t sb[SUPERBLOCK_SIZE];
-  put_be32(sb, SUPERBLOCK_MAGIC);
-  put_be32(sb + 4, VOLUME_VERSION);
-  put_be32(sb + 8, id);
-  put_be32(sb + 12, 0);
+  fm_storage__put_be32(sb, SUPERBLOCK_MAGIC);
+  fm_storage__put_be32(sb + 4, VOLUME_VERSION);
+  fm_storage__put_be32(sb + 8, id);
+  fm_storage__put_be32(sb + 12, 0);
   int e;
   /* .dat first: open() treats a .dat without .idx as a creation that did not finish */
   v->dat = open(dat_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -1084,7 +1063,7 @@ int fm_chunk_store_read_range(fm_chunk_store *s, const fm_fid *fid, uint64_t off
     free(buf);
     return FM_EDECODE;
   }
-  if (get_be32(h + 20) != crc(buf, sl.size)) {
+  if (fm_storage__get_be32(h + 20) != crc(buf, sl.size)) {
     volume_path(s, fid->volume_id, "dat", path, sizeof path);
     snprintf(err, errlen, "crc mismatch in %s at offset %" PRIu64, path, sl.offset);
     free(buf);

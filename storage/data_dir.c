@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "storage_internal.h"
 
 struct fm_data_dir {
   char *path;
@@ -87,7 +88,7 @@ static int read_signature(const char *file, int32_t *sig, char *err, size_t errl
              file, n);
     return FM_EDECODE;
   }
-  *sig = (int32_t)((uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3]);
+  *sig = (int32_t)fm_storage__get_be32(b);
   if (*sig == 0) {
     /* 0 means "no signature" on the wire, so it can never be a filer's own */
     snprintf(err, errlen, "%s is corrupt (signature 0); remove it only if this filer may take a new identity", file);

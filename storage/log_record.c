@@ -18,6 +18,7 @@
 
 #include "error.h"
 #include "filer.pb-c.h"
+#include "storage_internal.h"
 
 /* What stopped a reader (fm_log_reader.damage). */
 enum {
@@ -42,7 +43,7 @@ uint32_t fm_log_partition_hash(const char *directory, size_t len)
     fprintf(stderr, "filermeta: libcrypto cannot compute MD5, needed for log partition hashes\n");
     abort();
   }
-  return (uint32_t)md[0] << 24 | (uint32_t)md[1] << 16 | (uint32_t)md[2] << 8 | (uint32_t)md[3];
+  return fm_storage__get_be32(md);
 }
 
 void fm_log_record_set(fm_log_record *rec, int64_t ts_ns, const void *event, size_t event_len, const char *directory,
@@ -99,10 +100,7 @@ int fm_log_record_pack(const fm_log_record *rec, uint8_t *out, size_t cap, size_
     *written = FM_LOG_RECORD_PREFIX + n;
     return FM_ETOOBIG;
   }
-  out[0] = (uint8_t)(n >> 24);
-  out[1] = (uint8_t)(n >> 16);
-  out[2] = (uint8_t)(n >> 8);
-  out[3] = (uint8_t)n;
+  fm_storage__put_be32(out, (uint32_t)n);
   size_t packed = filer_pb__log_entry__pack(&e, out + FM_LOG_RECORD_PREFIX);
   if (packed != n)
     abort(); /* protobuf-c disagrees with itself about the size */
@@ -218,11 +216,6 @@ static int fail(fm_log_reader *r, int damage, uint32_t len, uint64_t have, char 
   return report(r, err, errlen);
 }
 
-static uint32_t be32(const uint8_t *p)
-{
-  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
-}
-
 /* Checks a record's length prefix; the record starts at fm_log_reader_pos(). */
 static int check_len(fm_log_reader *r, uint32_t len, char *err, size_t errlen)
 {
@@ -311,7 +304,7 @@ static int next_carried(fm_log_reader *r, fm_log_record *rec, char *err, size_t 
     if (r->carry_len < FM_LOG_RECORD_PREFIX)
       return r->last ? fail(r, DAMAGE_SHORT_PREFIX, 0, r->carry_len, err, errlen) : FM_ENOTFOUND;
   }
-  uint32_t len = be32(r->carry);
+  uint32_t len = fm_storage__get_be32(r->carry);
   int rc = check_len(r, len, err, errlen);
   if (rc != 0)
     return rc;
@@ -350,7 +343,7 @@ int fm_log_reader_next(fm_log_reader *r, fm_log_record *rec, char *err, size_t e
       return fail(r, DAMAGE_SHORT_PREFIX, 0, left, err, errlen);
     return take(r, left) != 0 ? FM_ENOMEM : FM_ENOTFOUND;
   }
-  uint32_t len = be32(p);
+  uint32_t len = fm_storage__get_be32(p);
   int rc = check_len(r, len, err, errlen);
   if (rc != 0)
     return rc;

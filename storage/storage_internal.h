@@ -1,10 +1,36 @@
 /* Inside storage/: the key layout of the filer store (store_keys.c), shared
- * by store.c and the unit tests. */
+ * by store.c and the unit tests, and the big-endian integer helpers every
+ * on-disk format in storage/ uses. */
 #ifndef FM_STORAGE_INTERNAL_H
 #define FM_STORAGE_INTERNAL_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* Big-endian loads and stores: keys, signatures, record lengths, needles. */
+static inline void fm_storage__put_be32(uint8_t *p, uint32_t v)
+{
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
+
+static inline void fm_storage__put_be64(uint8_t *p, uint64_t v)
+{
+  fm_storage__put_be32(p, (uint32_t)(v >> 32));
+  fm_storage__put_be32(p + 4, (uint32_t)v);
+}
+
+static inline uint32_t fm_storage__get_be32(const uint8_t *p)
+{
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline uint64_t fm_storage__get_be64(const uint8_t *p)
+{
+  return (uint64_t)fm_storage__get_be32(p) << 32 | fm_storage__get_be32(p + 4);
+}
 
 /*
  * Key ranges, one leading byte each:

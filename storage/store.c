@@ -257,12 +257,8 @@ int fm_store_last_ts(fm_store *s, int64_t *ts_ns, char *err, size_t errlen)
   size_t len = 0;
   int rc = get(s, &k, &v, &len, err, errlen);
   if (rc == 0) {
-    if (len == 8) {
-      uint64_t u = 0;
-      for (int i = 0; i < 8; i++)
-        u = u << 8 | ((const uint8_t *)v)[i];
-      best = (int64_t)u;
-    }
+    if (len == 8)
+      best = (int64_t)fm_storage__get_be64(v);
     leveldb_free(v);
   } else if (rc != FM_ENOTFOUND) {
     return rc;
@@ -296,7 +292,7 @@ int fm_store_load_signature(fm_store *s, int32_t legacy, int32_t *sig, char *err
   int rc = fm_store_kv_get(s, key, strlen(key), &v, &len, err, errlen);
   if (rc == 0) {
     const uint8_t *b = v;
-    int32_t have = len == 4 ? (int32_t)((uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3]) : 0;
+    int32_t have = len == 4 ? (int32_t)fm_storage__get_be32(b) : 0;
     leveldb_free(v);
     if (have != 0) {
       *sig = have;
@@ -311,8 +307,8 @@ int fm_store_load_signature(fm_store *s, int32_t legacy, int32_t *sig, char *err
     if (getrandom(&fresh, sizeof fresh, 0) != (ssize_t)sizeof fresh)
       fresh = (int32_t)(getpid() ^ time(NULL));
   }
-  uint8_t b[4] = { (uint8_t)((uint32_t)fresh >> 24), (uint8_t)((uint32_t)fresh >> 16), (uint8_t)((uint32_t)fresh >> 8),
-                   (uint8_t)fresh };
+  uint8_t b[4];
+  fm_storage__put_be32(b, (uint32_t)fresh);
   fm_store_batch *batch = fm_store_batch_new();
   if (batch == NULL)
     return FM_ENOMEM;
@@ -415,8 +411,7 @@ static void batch_add_clock(fm_store *s, fm_store_batch *b)
   if (b->clock <= s->clock)
     return;
   uint8_t v[8];
-  for (int i = 0; i < 8; i++)
-    v[i] = (uint8_t)((uint64_t)b->clock >> (56 - 8 * i));
+  fm_storage__put_be64(v, (uint64_t)b->clock);
   leveldb_writebatch_put(b->wb, FM_KEY_CLOCK, strlen(FM_KEY_CLOCK), (const char *)v, 8);
 }
 

@@ -49,9 +49,7 @@ int fm_store__key_event(fm_key *k, int64_t ts_ns)
 {
   key_reserve(k, 9);
   k->data[0] = FM_KEY_EVENT;
-  uint64_t v = (uint64_t)ts_ns;
-  for (int i = 0; i < 8; i++)
-    k->data[1 + i] = (char)(uint8_t)(v >> (56 - 8 * i));
+  fm_storage__put_be64((uint8_t *)k->data + 1, (uint64_t)ts_ns);
   return 0;
 }
 
@@ -59,9 +57,6 @@ int fm_store__key_event_ts(const char *key, size_t len, int64_t *ts_ns)
 {
   if (len != 9 || key[0] != FM_KEY_EVENT)
     return FM_EDECODE;
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++)
-    v = v << 8 | (uint8_t)key[1 + i];
-  *ts_ns = (int64_t)v;
+  *ts_ns = (int64_t)fm_storage__get_be64((const uint8_t *)key + 1);
   return 0;
 }

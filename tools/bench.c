@@ -12,6 +12,7 @@
 #include "error.h"
 #include "filer.pb-c.h"
 #include "flags.h"
+#include "fpath.h"
 #include "net_addr.h"
 #include "rpc_client.h"
 #include "tools.h"
@@ -67,7 +68,7 @@ static int create_entry(fm_rpc_client *c, const char *dir, const char *name, boo
   static const uint8_t filler[4096];
   int64_t now = fm_now_ns();
   FilerPb__FuseAttributes attr = FILER_PB__FUSE_ATTRIBUTES__INIT;
-  attr.file_mode = is_dir ? 0x80000000u | 0755 : 0644;
+  attr.file_mode = is_dir ? FM_MODE_DIR | 0755 : 0644;
   attr.mtime = attr.crtime = now / 1000000000;
   attr.mtime_ns = (int32_t)(now % 1000000000);
   attr.uid = attr.gid = 1000;

@@ -21,7 +21,6 @@
 #include "tools.h"
 
 #define CALL_TIMEOUT_MS 30000
-#define GO_MODE_DIR 0x80000000u
 
 /* Set by main.c from a -filer given before the command. */
 const char *fm_tools_filer = "localhost:8888";
@@ -161,7 +160,7 @@ int fm_cmd_put(int argc, char **argv)
     return finish(&a, rc);
   int64_t now = fm_now_ns();
   FilerPb__FuseAttributes attr = FILER_PB__FUSE_ATTRIBUTES__INIT;
-  attr.file_mode = dir_flag ? GO_MODE_DIR | 0755 : 0644;
+  attr.file_mode = dir_flag ? FM_MODE_DIR | 0755 : 0644;
   attr.mtime = attr.crtime = now / 1000000000;
   attr.mtime_ns = attr.crtime_ns = (int32_t)(now % 1000000000);
   attr.file_size = dir_flag ? 0 : strlen(content);
