@@ -542,6 +542,7 @@ def test_invalid_paths_and_names():
             invalid("DeleteEntry(directory=%r)" % d, f.delete, d, "f", field="directory")
             invalid("LookupDirectoryEntry(directory=%r)" % d, f.lookup, d, "f", field="directory")
             invalid("ListEntries(directory=%r)" % d, f.list, d, field="directory")
+            invalid("TraverseBfsMetadata(directory=%r)" % d, f.bfs, d, field="directory")
             invalid("AtomicRenameEntry(old_directory=%r)" % d, f.rename, d, "f", "/ok", "g", field="old_directory")
             invalid("AtomicRenameEntry(new_directory=%r)" % d, f.rename, "/ok", "f", d, "g", field="new_directory")
         for n in BAD_NAMES:
