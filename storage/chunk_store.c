@@ -943,6 +943,15 @@ int fm_chunk_store_write(fm_chunk_store *s, const fm_fid *fid, const void *data,
     rc = FM_EEXIST;
     goto out;
   }
+  /* Only keys that assign handed out (or may have, before a restart: every
+   * key below next_key) can be written. A key at or past next_key would be
+   * handed out again by a later assign, and that writer would get FM_EEXIST
+   * for a fid it was given; key 0 is never handed out. */
+  if (fid->key == 0 || fid->key >= v->next_key) {
+    snprintf(err, errlen, "key %" PRIx64 " was never assigned in volume %" PRIu32, fid->key, v->id);
+    rc = FM_EINVAL;
+    goto out;
+  }
   /* room first, so that publishing after the I/O cannot fail */
   pthread_rwlock_wrlock(&s->rw);
   rc = map_reserve(&v->map, 1);
@@ -977,8 +986,6 @@ int fm_chunk_store_write(fm_chunk_store *s, const fm_fid *fid, const void *data,
   v->needles++;
   v->live_bytes += len;
   pthread_rwlock_unlock(&s->rw);
-  if (fid->key >= v->next_key)
-    v->next_key = fid->key == UINT64_MAX ? UINT64_MAX : fid->key + 1;
   goto out;
 
 cut_dat:
@@ -1020,21 +1027,53 @@ out:
 
 /* ================================================================ read */
 
-int fm_chunk_store_read_range(fm_chunk_store *s, const fm_fid *fid, uint64_t offset, uint64_t length, void **data,
-                              size_t *len, char *err, size_t errlen)
+/* Copies fid's index entry and its volume's .dat descriptor into *sl and
+ * *fd; false when there is no live needle with fid's key and cookie. Takes rw. */
+static bool lookup_needle(fm_chunk_store *s, const fm_fid *fid, slot *sl, int *fd)
 {
   pthread_rwlock_rdlock(&s->rw);
   volume *v = find_volume(s, fid->volume_id);
   const slot *found = v != NULL ? map_find(&v->map, fid->key) : NULL;
-  slot sl = { 0 };
-  int fd = -1;
   if (found != NULL) {
-    sl = *found;
-    fd = v->dat;
+    *sl = *found;
+    *fd = v->dat;
   }
   pthread_rwlock_unlock(&s->rw);
   /* a wrong cookie looks exactly like a missing needle, as upstream's 404 */
-  if (found == NULL || sl.state != SLOT_LIVE || sl.cookie != fid->cookie)
+  return found != NULL && sl->state == SLOT_LIVE && sl->cookie == fid->cookie;
+}
+
+int fm_chunk_store_stat(fm_chunk_store *s, const fm_fid *fid, fm_chunk_needle_info *out, char *err, size_t errlen)
+{
+  slot sl = { 0 };
+  int fd = -1;
+  if (!lookup_needle(s, fid, &sl, &fd))
+    return FM_ENOTFOUND;
+  char path[PATH_MAX];
+  uint8_t h[NEEDLE_HEADER_SIZE];
+  if (pread_all(fd, h, sizeof h, sl.offset) != 0) {
+    int e = errno;
+    volume_path(s, fid->volume_id, "dat", path, sizeof path);
+    snprintf(err, errlen, "cannot read %s at offset %" PRIu64 ": %s", path, sl.offset,
+             e != 0 ? strerror(e) : "end of file");
+    return FM_EIO;
+  }
+  if (!needle_header_matches(h, sl.key, sl.cookie, sl.size)) {
+    volume_path(s, fid->volume_id, "dat", path, sizeof path);
+    snprintf(err, errlen, "needle header mismatch in %s at offset %" PRIu64, path, sl.offset);
+    return FM_EDECODE;
+  }
+  out->size = sl.size;
+  out->crc = fm_storage__get_be32(h + 20);
+  return 0;
+}
+
+int fm_chunk_store_read_range(fm_chunk_store *s, const fm_fid *fid, uint64_t offset, uint64_t length, void **data,
+                              size_t *len, char *err, size_t errlen)
+{
+  slot sl = { 0 };
+  int fd = -1;
+  if (!lookup_needle(s, fid, &sl, &fd))
     return FM_ENOTFOUND;
   if (offset > sl.size) {
     snprintf(err, errlen, "range starts at %" PRIu64 ", past the needle's %" PRIu32 " bytes", offset, sl.size);

@@ -74,8 +74,10 @@ int fm_chunk_store_assign(fm_chunk_store *s, fm_fid *out);
  * Appends `len` bytes (borrowed for the call) as the needle of `fid`, in
  * fid's volume. Returns 0; FM_ENOTFOUND when that volume does not exist;
  * FM_EEXIST when the key was ever written in it (deleted keys included);
- * FM_ETOOBIG when the needle could not fit even an empty volume; FM_EIO
- * (nothing of the needle is left behind). `err` gets a reason.
+ * FM_EINVAL when fm_chunk_store_assign never handed the key out (key 0, or a
+ * key at or past the volume's next one: a later assign would hand it out
+ * again); FM_ETOOBIG when the needle could not fit even an empty volume;
+ * FM_EIO (nothing of the needle is left behind). `err` gets a reason.
  */
 int fm_chunk_store_write(fm_chunk_store *s, const fm_fid *fid, const void *data, size_t len, char *err, size_t errlen);
 
@@ -99,6 +101,20 @@ int fm_chunk_store_read(fm_chunk_store *s, const fm_fid *fid, void **data, size_
  */
 int fm_chunk_store_read_range(fm_chunk_store *s, const fm_fid *fid, uint64_t offset, uint64_t length, void **data,
                               size_t *len, char *err, size_t errlen);
+
+/* What fm_chunk_store_stat tells about a needle without reading its data. */
+typedef struct fm_chunk_needle_info {
+  uint64_t size; /* data bytes */
+  uint32_t crc;  /* CRC-32 of all the data, as stored in the needle header (the HTTP ETag) */
+} fm_chunk_needle_info;
+
+/*
+ * Looks fid's needle up: its size from the index and its CRC from the needle
+ * header (one small pread, checked against the index; the data is neither
+ * read nor checked: fm_chunk_store_read_range does that). Returns 0 with
+ * *out; FM_ENOTFOUND as fm_chunk_store_read; FM_EDECODE or FM_EIO with `err`.
+ */
+int fm_chunk_store_stat(fm_chunk_store *s, const fm_fid *fid, fm_chunk_needle_info *out, char *err, size_t errlen);
 
 /*
  * Deletes fid's needle by appending a tombstone record; its key is never

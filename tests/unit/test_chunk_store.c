@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "chunk_store.h"
 #include "error.h"
@@ -297,24 +298,78 @@ static void test_reopen_keeps_all(void **state)
   fm_chunk_store_free(s);
 }
 
-/* A fid written without being assigned here (a POST of a copied chunk) also
- * moves the key counter past it. */
-static void test_reopen_after_foreign_key(void **state)
+/* A key assign never handed out cannot be written (a later assign would hand
+ * it out again): not past the volume's next key, not key 0, and not after a
+ * restart either; keys handed out before a restart stay writable. */
+static void test_unassigned_key_refused(void **state)
 {
   fixture *f = *state;
   fm_chunk_store *s = open_store(f, 0);
   fm_fid a = put(s, 10, 1);
-  fm_fid big = { a.volume_id, 5000, 42 };
+  fm_fid pending;
+  assert_int_equal(fm_chunk_store_assign(s, &pending), 0);
   char err[FM_ERR_LEN] = "";
   uint8_t buf[10];
   fill(buf, sizeof buf, 9);
-  assert_int_equal(fm_chunk_store_write(s, &big, buf, sizeof buf, err, sizeof err), 0);
+  fm_fid next = { a.volume_id, pending.key + 1, 42 };
+  assert_int_equal(fm_chunk_store_write(s, &next, buf, sizeof buf, err, sizeof err), FM_EINVAL);
+  assert_non_null(strstr(err, "never assigned"));
+  fm_fid far = { a.volume_id, 5000, 42 };
+  assert_int_equal(fm_chunk_store_write(s, &far, buf, sizeof buf, err, sizeof err), FM_EINVAL);
+  fm_fid zero = { a.volume_id, 0, 42 };
+  assert_int_equal(fm_chunk_store_write(s, &zero, buf, sizeof buf, err, sizeof err), FM_EINVAL);
+  struct fm_chunk_store_stats st;
+  fm_chunk_store_stats(s, &st);
+  assert_int_equal(st.needles, 1);
   fm_chunk_store_free(s);
+
   s = open_store(f, 0);
+  assert_int_equal(fm_chunk_store_write(s, &far, buf, sizeof buf, err, sizeof err), FM_EINVAL);
+  assert_int_equal(fm_chunk_store_write(s, &pending, buf, sizeof buf, err, sizeof err), 0);
+  expect_needle(s, &pending, 10, 9);
   fm_fid n;
   assert_int_equal(fm_chunk_store_assign(s, &n), 0);
-  assert_true(n.key > 5000);
-  expect_needle(s, &big, 10, 9);
+  assert_true(n.key > pending.key);
+  /* what a new assign hands out is writable, and the key after it is not */
+  assert_int_equal(fm_chunk_store_write(s, &n, buf, sizeof buf, err, sizeof err), 0);
+  next = (fm_fid){ n.volume_id, n.key + 1, 42 };
+  assert_int_equal(fm_chunk_store_write(s, &next, buf, sizeof buf, err, sizeof err), FM_EINVAL);
+  fm_chunk_store_free(s);
+}
+
+/* stat gives the size and the CRC of the data (zlib's crc32) without reading
+ * it; not found as read; a damaged header is FM_EDECODE. */
+static void test_stat(void **state)
+{
+  fixture *f = *state;
+  fm_chunk_store *s = open_store(f, 0);
+  fm_fid a = put(s, 100, 1);
+  fm_fid e = put(s, 0, 2);
+  uint8_t want[100];
+  fill(want, sizeof want, 1);
+  char err[FM_ERR_LEN] = "";
+  fm_chunk_needle_info info = { 0 };
+  assert_int_equal(fm_chunk_store_stat(s, &a, &info, err, sizeof err), 0);
+  assert_int_equal(info.size, 100);
+  assert_int_equal(info.crc, (uint32_t)crc32(crc32(0, NULL, 0), want, sizeof want));
+  assert_int_equal(fm_chunk_store_stat(s, &e, &info, err, sizeof err), 0);
+  assert_int_equal(info.size, 0);
+  assert_int_equal(info.crc, 0);
+  fm_fid wrong = a;
+  wrong.cookie ^= 1;
+  assert_int_equal(fm_chunk_store_stat(s, &wrong, &info, err, sizeof err), FM_ENOTFOUND);
+  wrong = (fm_fid){ 9, 1, 1 };
+  assert_int_equal(fm_chunk_store_stat(s, &wrong, &info, err, sizeof err), FM_ENOTFOUND);
+  assert_int_equal(fm_chunk_store_delete(s, &e), 0);
+  assert_int_equal(fm_chunk_store_stat(s, &e, &info, err, sizeof err), FM_ENOTFOUND);
+  /* data damage is not seen by stat (read_range sees it); header damage is */
+  char path[PATH_MAX];
+  volume_file(f, 1, "dat", path, sizeof path);
+  flip_byte(path, 16 + 24 + 5);
+  assert_int_equal(fm_chunk_store_stat(s, &a, &info, err, sizeof err), 0);
+  flip_byte(path, 16 + 8);
+  assert_int_equal(fm_chunk_store_stat(s, &a, &info, err, sizeof err), FM_EDECODE);
+  assert_non_null(strstr(err, "needle header mismatch"));
   fm_chunk_store_free(s);
 }
 
@@ -855,7 +910,8 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
     cmocka_unit_test_setup_teardown(test_rollover, setup, teardown),
     cmocka_unit_test_setup_teardown(test_reopen_keeps_all, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_reopen_after_foreign_key, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_unassigned_key_refused, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_stat, setup, teardown),
     cmocka_unit_test_setup_teardown(test_wrong_cookie, setup, teardown),
     cmocka_unit_test_setup_teardown(test_crc_mismatch, setup, teardown),
     cmocka_unit_test_setup_teardown(test_torn_needle, setup, teardown),
