@@ -128,12 +128,28 @@ int fm_rpc_methods_add_all(fm_rpc_methods *t, fm_rpc_method *methods, size_t n, 
   return 0;
 }
 
-const fm_rpc_method *fm_rpc_methods_find(const fm_rpc_methods *t, const char *path, size_t len)
+long fm_rpc_methods_find_index(const fm_rpc_methods *t, const char *path, size_t len)
 {
   size_t at = lower_bound(t, path, len);
   if (at < t->count && cmp_key(path, len, t->methods[at]->path) == 0)
-    return t->methods[at];
-  return NULL;
+    return (long)at;
+  return -1;
+}
+
+const fm_rpc_method *fm_rpc_methods_find(const fm_rpc_methods *t, const char *path, size_t len)
+{
+  long at = fm_rpc_methods_find_index(t, path, len);
+  return at >= 0 ? t->methods[at] : NULL;
+}
+
+size_t fm_rpc_methods_count(const fm_rpc_methods *t)
+{
+  return t->count;
+}
+
+const fm_rpc_method *fm_rpc_methods_at(const fm_rpc_methods *t, size_t i)
+{
+  return i < t->count ? t->methods[i] : NULL;
 }
 
 size_t fm_rpc_methods_service_count(const fm_rpc_methods *t)

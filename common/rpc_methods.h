@@ -28,6 +28,14 @@ int fm_rpc_methods_add_all(fm_rpc_methods *t, fm_rpc_method *methods, size_t n, 
 /* Finds the method for a path given as bytes (not NUL-terminated), or NULL. */
 const fm_rpc_method *fm_rpc_methods_find(const fm_rpc_methods *t, const char *path, size_t len);
 
+/* As fm_rpc_methods_find, but the method's index in path order (0 ..
+ * fm_rpc_methods_count - 1), or -1. Indexes are stable once the table is full. */
+long fm_rpc_methods_find_index(const fm_rpc_methods *t, const char *path, size_t len);
+
+/* Number of methods, and the i-th in path order (NULL past the end). */
+size_t fm_rpc_methods_count(const fm_rpc_methods *t);
+const fm_rpc_method *fm_rpc_methods_at(const fm_rpc_methods *t, size_t i);
+
 /* Number of distinct service names, and the i-th in byte order (borrowed,
  * valid until the table is freed). */
 size_t fm_rpc_methods_service_count(const fm_rpc_methods *t);

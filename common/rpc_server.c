@@ -30,6 +30,9 @@
 #define DEFAULT_MAX_RECV (4 * 1024 * 1024)
 #define DEFAULT_REQUESTS_PER_CQ 32
 
+/* Status codes 0 (OK) .. 16 (UNAUTHENTICATED): one count per code per method. */
+#define NUM_CODES 17
+
 typedef enum tag_kind {
   TAG_NEW,      /* grpc_server_request_call completed */
   TAG_RECV,     /* RECV_MESSAGE */
@@ -68,6 +71,11 @@ struct fm_rpc_server {
   size_t ncalls;      /* calls not yet destroyed (holders may outlive on_done) */
   bool all_started;   /* every completion-queue thread is running */
   bool calls_stopped; /* fm_rpc_server_shutdown has run */
+
+  /* counts[row * NUM_CODES + code]: row i is method i of the table (as it
+   * was when the server was created), the last row every other path */
+  atomic_uint_fast64_t *counts;
+  size_t count_rows;
 };
 
 struct fm_rpc_call {
@@ -78,6 +86,7 @@ struct fm_rpc_call {
   grpc_call_details details;
   grpc_metadata_array request_md;
   const fm_rpc_method *method;
+  size_t count_row; /* srv->counts row */
   void *user;
   atomic_int refs;
 
@@ -188,10 +197,19 @@ static int start_batch_locked(fm_rpc_call *c, const grpc_op *ops, size_t n, call
   return 0;
 }
 
+/* Counts the end of call c with `code`. Each call comes here once: from
+ * start_status_locked, or from maybe_done for a call that got no status. */
+static void count_call(fm_rpc_call *c, grpc_status_code code)
+{
+  size_t i = (size_t)code < NUM_CODES ? (size_t)code : (size_t)GRPC_STATUS_UNKNOWN;
+  atomic_fetch_add_explicit(&c->srv->counts[c->count_row * NUM_CODES + i], 1, memory_order_relaxed);
+}
+
 /* Starts the final batch: initial metadata if not yet sent, an optional reply
  * message (ownership taken), and the status. Holds c->mu. */
 static int start_status_locked(fm_rpc_call *c, grpc_status_code code, const char *msg, grpc_byte_buffer *reply)
 {
+  count_call(c, code);
   grpc_op ops[3];
   size_t n = 0;
   memset(ops, 0, sizeof ops);
@@ -425,9 +443,12 @@ static void maybe_done(fm_rpc_call *c)
   bool now = c->closed && c->pending == 0 && !c->done;
   if (now)
     c->done = true;
+  bool no_status = !c->status_started;
   pthread_mutex_unlock(&c->mu);
   if (!now)
     return;
+  if (no_status)
+    count_call(c, GRPC_STATUS_CANCELLED);
   live_remove(c->srv, c);
   if (c->method != NULL && c->method->on_done != NULL)
     c->method->on_done(c);
@@ -446,8 +467,10 @@ static void on_new_call(cq_worker *w, fm_rpc_call *c, bool ok)
   if (!stopping)
     request_call(w); /* re-arm at once so the next call is not kept waiting */
 
-  c->method = fm_rpc_methods_find(srv->methods, (const char *)GRPC_SLICE_START_PTR(c->details.method),
-                                  GRPC_SLICE_LENGTH(c->details.method));
+  long at = fm_rpc_methods_find_index(srv->methods, (const char *)GRPC_SLICE_START_PTR(c->details.method),
+                                      GRPC_SLICE_LENGTH(c->details.method));
+  c->method = at >= 0 ? fm_rpc_methods_at(srv->methods, (size_t)at) : NULL;
+  c->count_row = at >= 0 && (size_t)at < srv->count_rows - 1 ? (size_t)at : srv->count_rows - 1;
   pthread_mutex_lock(&srv->mu);
   srv->ncalls++;
   c->counted = true;
@@ -617,6 +640,10 @@ int fm_rpc_server_new(const fm_rpc_server_config *cfg, const fm_rpc_methods *met
   srv->nworkers = cfg->threads > 0 ? cfg->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
   if (srv->nworkers < 1)
     srv->nworkers = 1;
+  srv->count_rows = fm_rpc_methods_count(methods) + 1;
+  srv->counts = calloc(srv->count_rows * NUM_CODES, sizeof *srv->counts);
+  if (srv->counts == NULL)
+    goto err;
 
   static char k_max_recv[] = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
   static char k_max_send[] = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
@@ -819,8 +846,22 @@ void fm_rpc_server_free(fm_rpc_server *srv)
         grpc_completion_queue_destroy(srv->workers[i].cq);
     free(srv->workers);
   }
+  free(srv->counts);
   pthread_mutex_destroy(&srv->mu);
   pthread_cond_destroy(&srv->cv);
   free(srv);
   fm_rpc_core_shutdown();
+}
+
+void fm_rpc_server_each_count(const fm_rpc_server *srv, fm_rpc_count_fn fn, void *arg)
+{
+  for (size_t row = 0; row < srv->count_rows; row++) {
+    const fm_rpc_method *m = fm_rpc_methods_at(srv->methods, row);
+    const char *name = row < srv->count_rows - 1 && m != NULL ? m->path : FM_RPC_UNKNOWN_METHOD;
+    for (size_t code = 0; code < NUM_CODES; code++) {
+      uint64_t n = atomic_load_explicit(&srv->counts[row * NUM_CODES + code], memory_order_relaxed);
+      if (n > 0)
+        fn(arg, name, (grpc_status_code)code, n);
+    }
+  }
 }

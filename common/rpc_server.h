@@ -90,6 +90,24 @@ void fm_rpc_server_shutdown(fm_rpc_server *srv, int64_t grace_ms);
  * no-op. */
 void fm_rpc_server_free(fm_rpc_server *srv);
 
+/* ---- call counts (for /metrics) ---- */
+
+/* The method label of calls to paths not in the method table: one label for
+ * all of them keeps the number of series bounded whatever clients send. */
+#define FM_RPC_UNKNOWN_METHOD "unknown"
+
+/* One (method, status code) pair and its count; `method` is borrowed for the call. */
+typedef void (*fm_rpc_count_fn)(void *arg, const char *method, grpc_status_code code, uint64_t count);
+
+/*
+ * Calls fn for every (method, code) pair whose count is not zero: methods in
+ * path order, then FM_RPC_UNKNOWN_METHOD; codes ascending. Each call counts
+ * once: with the status it was sent, or as CANCELLED when it ended without
+ * one (the client cancelled, the deadline passed, the connection dropped).
+ * Any thread; each count is read atomically, the set is not a snapshot.
+ */
+void fm_rpc_server_each_count(const fm_rpc_server *srv, fm_rpc_count_fn fn, void *arg);
+
 /* ---- per-call operations: thread-safe unless noted ---- */
 
 /* Encodes `msg` and sends it with grpc write flags (e.g. GRPC_WRITE_BUFFER_HINT).

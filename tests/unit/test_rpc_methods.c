@@ -204,6 +204,29 @@ static void test_many_methods(void **state)
   }
 }
 
+/* Indexes follow path order and match what find returns; -1 when absent. */
+static void test_index_and_at(void **state)
+{
+  fm_rpc_methods *t = *state;
+  assert_int_equal(fm_rpc_methods_count(t), 0);
+  assert_null(fm_rpc_methods_at(t, 0));
+  assert_int_equal(fm_rpc_methods_find_index(t, m_ping.path, strlen(m_ping.path)), -1);
+  assert_int_equal(fm_rpc_methods_add(t, &m_watch), 0);
+  assert_int_equal(fm_rpc_methods_add(t, &m_ping), 0);
+  assert_int_equal(fm_rpc_methods_add(t, &m_conf), 0);
+  assert_int_equal(fm_rpc_methods_count(t), 3);
+  /* "/filer_pb.SeaweedFiler/GetFilerConfiguration" < ".../Ping" < "/grpc..." */
+  assert_ptr_equal(fm_rpc_methods_at(t, 0), &m_conf);
+  assert_ptr_equal(fm_rpc_methods_at(t, 1), &m_ping);
+  assert_ptr_equal(fm_rpc_methods_at(t, 2), &m_watch);
+  assert_null(fm_rpc_methods_at(t, 3));
+  for (size_t i = 0; i < 3; i++) {
+    const char *p = fm_rpc_methods_at(t, i)->path;
+    assert_int_equal(fm_rpc_methods_find_index(t, p, strlen(p)), (long)i);
+  }
+  assert_int_equal(fm_rpc_methods_find_index(t, m_check.path, strlen(m_check.path)), -1);
+}
+
 static void test_free_null(void **state)
 {
   fm_rpc_methods_free(NULL);
@@ -227,6 +250,7 @@ int main(void)
     T(test_invalid_paths),
     T(test_services_sorted_distinct),
     T(test_many_methods),
+    T(test_index_and_at),
     cmocka_unit_test(test_free_null),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
