@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "chunk_store.h"
 #include "data_dir.h"
 #include "descriptor_index.h"
 #include "descriptor_set.h"
@@ -28,6 +29,7 @@
 #include "reflection_service.h"
 #include "rpc_server.h"
 #include "store.h"
+#include "volume_service.h"
 
 typedef struct options {
   int64_t port;
@@ -37,6 +39,7 @@ typedef struct options {
   const char *dir;
   const char *port_file;
   int64_t max_mb;
+  int64_t volume_size_mb;
   int64_t grpc_max_recv_mb;
   int64_t grpc_threads;
   int64_t grace_ms;
@@ -87,6 +90,7 @@ int main(int argc, char **argv)
     .dir = "./data",
     .port_file = "",
     .max_mb = 4,
+    .volume_size_mb = 1024,
     .grpc_max_recv_mb = 4,
     .grpc_threads = 0,
     .grace_ms = 2000,
@@ -104,6 +108,8 @@ int main(int argc, char **argv)
     { "port-file", FM_FLAG_STRING, &o.port_file, "after binding, write grpc=<port> and http=<port> lines here", 0, 0,
       false },
     { "maxMB", FM_FLAG_INT, &o.max_mb, "split files larger than this many MiB into chunks", 1, 1024, false },
+    { "volumeSizeLimitMB", FM_FLAG_INT, &o.volume_size_mb,
+      "a chunk volume takes no new chunks once its file reaches this many MiB", 1, 1024 * 1024, false },
     { "grpc.maxRecvMB", FM_FLAG_INT, &o.grpc_max_recv_mb, "largest gRPC request message accepted, in MiB", 1, 2047,
       false },
     { "grpc.threads", FM_FLAG_INT, &o.grpc_threads, "gRPC completion-queue threads (0 = one per core)", 0, 256, false },
@@ -160,8 +166,10 @@ int main(int argc, char **argv)
   fm_rpc_methods *methods = NULL;
   fm_rpc_server *server = NULL;
   fm_http_side *http = NULL;
+  fm_chunk_store *chunks = NULL;
   fm_filer_service filer = { 0 };
   fm_reflection_service reflection = { 0 };
+  fm_volume_service volumes = { 0 };
 
   if (fm_data_dir_open(o.dir, &dir, err, sizeof err) != 0) {
     fprintf(stderr, "filermetad: %s\n", err);
@@ -173,6 +181,16 @@ int main(int argc, char **argv)
   }
   fm_store_options sopt = { .sync = o.store_sync };
   if (fm_store_open(o.dir, &sopt, &store, err, sizeof err) != 0) {
+    fprintf(stderr, "filermetad: %s\n", err);
+    goto out;
+  }
+  char chunk_dir[PATH_MAX];
+  fm_chunk_store_options copt = { .sync = o.store_sync };
+  if (snprintf(chunk_dir, sizeof chunk_dir, "%s/volumes", o.dir) >= (int)sizeof chunk_dir) {
+    fprintf(stderr, "filermetad: -dir too long\n");
+    goto out;
+  }
+  if (fm_chunk_store_open(chunk_dir, (uint64_t)o.volume_size_mb << 20, &copt, &chunks, err, sizeof err) != 0) {
     fprintf(stderr, "filermetad: %s\n", err);
     goto out;
   }
@@ -192,8 +210,10 @@ int main(int argc, char **argv)
   }
   filer.filer = engine;
   filer.max_mb = (uint32_t)o.max_mb;
+  volumes.chunks = chunks;
   if (fm_rpc_methods_new(&methods) != 0 || fm_filer_service_register(methods, &filer) != 0 ||
-      fm_entries_service_register(methods, &filer) != 0 || fm_health_service_register(methods) != 0) {
+      fm_entries_service_register(methods, &filer) != 0 || fm_health_service_register(methods) != 0 ||
+      fm_volume_service_register(methods, &volumes) != 0) {
     fprintf(stderr, "filermetad: cannot build the method table\n");
     goto out;
   }
@@ -219,7 +239,14 @@ int main(int argc, char **argv)
     fprintf(stderr, "filermetad: %s\n", err);
     goto out;
   }
-  if (fm_http_side_start(bind_ip, (int)o.port, &http, err, sizeof err) != 0) {
+  fm_http_side_config hcfg = {
+    .ip = bind_ip,
+    .port = (int)o.port,
+    .chunks = chunks,
+    .rpc = server,
+    .max_upload_bytes = (uint64_t)o.max_mb << 20,
+  };
+  if (fm_http_side_start(&hcfg, &http, err, sizeof err) != 0) {
     fprintf(stderr, "filermetad: %s\n", err);
     goto out;
   }
@@ -232,6 +259,8 @@ int main(int argc, char **argv)
     fm_net_join(o.ip, http_port, hp, sizeof hp);
     snprintf(filer.filer_address, sizeof filer.filer_address, "%s.%d", hp, grpc_port);
   }
+  fm_net_join(o.ip, http_port, volumes.url, sizeof volumes.url);
+  volumes.grpc_port = (uint32_t)grpc_port;
   if (fm_rpc_server_start(server) != 0) {
     fprintf(stderr, "filermetad: cannot start the gRPC server threads\n");
     goto out;
@@ -259,6 +288,7 @@ out:
   fm_filer_free(engine);
   fm_rpc_server_free(server);
   fm_store_free(store);
+  fm_chunk_store_free(chunks);
   fm_rpc_methods_free(methods);
   fm_descriptor_index_free(index);
   fm_data_dir_free(dir);
