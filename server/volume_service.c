@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "error.h"
-#include "filer.pb-c.h"
 #include "fid.h"
+#include "filer.pb-c.h"
 #include "log.h"
 #include "rpc_server.h"
 

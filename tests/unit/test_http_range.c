@@ -34,13 +34,13 @@ static void test_single_ranges(void **state)
   expect_partial("bytes=0-0", 10, 0, 1);
   expect_partial("bytes=0-9", 10, 0, 10);
   expect_partial("bytes=2-5", 10, 2, 4);
-  expect_partial("bytes=2-500", 10, 2, 8);  /* cut at the end */
+  expect_partial("bytes=2-500", 10, 2, 8); /* cut at the end */
   expect_partial("bytes=9-", 10, 9, 1);
   expect_partial("bytes=0-", 10, 0, 10);
   expect_partial("bytes=-3", 10, 7, 3);
   expect_partial("bytes=-10", 10, 0, 10);
-  expect_partial("bytes=-11", 10, 0, 10);   /* a longer suffix is all of it */
-  expect_partial("BYTES=1-2", 10, 1, 2);    /* the unit is case-insensitive */
+  expect_partial("bytes=-11", 10, 0, 10);    /* a longer suffix is all of it */
+  expect_partial("BYTES=1-2", 10, 1, 2);     /* the unit is case-insensitive */
   expect_partial(" bytes = 1-2 ", 10, 1, 2); /* spaces around the spec */
   expect_partial("bytes=00003-4", 10, 3, 2);
   expect_partial("bytes=1-99999999999999999999999", 10, 1, 9); /* saturates */
@@ -63,9 +63,9 @@ static void test_ignored(void **state)
 {
   (void)state;
   const char *ignored[] = {
-    NULL,        "",          "bytes",      "bytes=",   "bytes=-",   "bytes=a-b", "bytes=1-a",
-    "bytes=5-2", "bytes=0-1,3-4", "bytes=0-1,", "items=0-1", "bytes 0-1", "bytes=--1", "bytes=1",
-    "bytes=+1-2", "bytes=1-2x", "bytesx=1-2",
+    NULL,        "",          "bytes",         "bytes=",     "bytes=-",    "bytes=a-b",
+    "bytes=1-a", "bytes=5-2", "bytes=0-1,3-4", "bytes=0-1,", "items=0-1",  "bytes 0-1",
+    "bytes=--1", "bytes=1",   "bytes=+1-2",    "bytes=1-2x", "bytesx=1-2",
   };
   for (size_t i = 0; i < sizeof ignored / sizeof ignored[0]; i++)
     expect_kind(ignored[i], 10, FM_HTTP_RANGE_WHOLE);
