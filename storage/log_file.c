@@ -2,7 +2,7 @@
  * reentrant and independent of TZ. */
 #include "log_file.h"
 
-#include <stdio.h>
+#include <string.h>
 
 /* Days since 1970-01-01 of a proleptic Gregorian date, and back (Howard Hinnant's algorithms). */
 static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
@@ -28,6 +28,15 @@ static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
   *y = (int64_t)yoe + era * 400 + (*m <= 2);
 }
 
+/* Writes v's last n decimal digits, zero-padded. */
+static void put_digits(char *out, unsigned v, int n)
+{
+  for (int i = n - 1; i >= 0; i--) {
+    out[i] = (char)('0' + v % 10);
+    v /= 10;
+  }
+}
+
 int64_t fm_log_minute_of(int64_t ts_ns)
 {
   return ts_ns - ts_ns % FM_NS_PER_MINUTE;
@@ -41,8 +50,23 @@ void fm_log_file_path(int64_t ts_ns, uint32_t filer_id, char day_dir[FM_LOG_DAY_
   int64_t y;
   unsigned m, d;
   civil_from_days(days, &y, &m, &d);
-  snprintf(day_dir, FM_LOG_DAY_DIR_MAX, "%s/%04d-%02u-%02u", FM_LOG_DIR, (int)(y % 10000), m, d);
-  snprintf(name, FM_LOG_FILE_NAME_MAX, "%02d-%02d.%08x", (int)(in_day / 60), (int)(in_day % 60), filer_id);
+  /* written digit by digit: the values are in range, but snprintf's truncation warnings cannot see that */
+  memcpy(day_dir, FM_LOG_DIR "/", sizeof FM_LOG_DIR);
+  char *p = day_dir + sizeof FM_LOG_DIR;
+  put_digits(p, (unsigned)(y % 10000), 4);
+  p[4] = '-';
+  put_digits(p + 5, m, 2);
+  p[7] = '-';
+  put_digits(p + 8, d, 2);
+  p[10] = '\0';
+  put_digits(name, (unsigned)(in_day / 60), 2);
+  name[2] = '-';
+  put_digits(name + 3, (unsigned)(in_day % 60), 2);
+  name[5] = '.';
+  static const char hex[] = "0123456789abcdef";
+  for (int i = 0; i < 8; i++)
+    name[6 + i] = hex[(filer_id >> (28 - 4 * i)) & 0xf];
+  name[14] = '\0';
 }
 
 static bool digits(const char *s, size_t n, unsigned *out)
@@ -69,7 +93,10 @@ bool fm_log_parse_day(const char *day, size_t len, int64_t *day_ns)
   bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
   if (d > mdays[m - 1] + (m == 2 && leap))
     return false;
-  *day_ns = days_from_civil(y, m, d) * FM_NS_PER_DAY;
+  int64_t days = days_from_civil(y, m, d);
+  if (days > INT64_MAX / FM_NS_PER_DAY)
+    return false; /* its start would not fit in int64 ns (after 2262-04-11) */
+  *day_ns = days * FM_NS_PER_DAY;
   return true;
 }
 

@@ -26,12 +26,12 @@
 int64_t fm_log_minute_of(int64_t ts_ns);
 
 /* The day directory ("/topics/.system/log/YYYY-MM-DD") and file name ("HH-MM.<filer_id %08x>") of the log file
- * holding the events of ts_ns's minute written by filer_id. ts_ns must be >= 0 and before year 10000. */
+ * holding the events of ts_ns's minute written by filer_id. ts_ns must be >= 0. */
 void fm_log_file_path(int64_t ts_ns, uint32_t filer_id, char day_dir[FM_LOG_DAY_DIR_MAX],
                       char name[FM_LOG_FILE_NAME_MAX]);
 
-/* Parses a day directory name "YYYY-MM-DD" (exactly that form, a real calendar date) into the ns of its 00:00 UTC.
- * Returns true on success. */
+/* Parses a day directory name "YYYY-MM-DD" (exactly that form, a real calendar date from 1970-01-01 through
+ * 2262-04-11, whose start fits in int64 ns) into the ns of its 00:00 UTC. Returns true on success. */
 bool fm_log_parse_day(const char *day, size_t len, int64_t *day_ns);
 
 /* Parses a log file name "HH-MM.<id>": HH 00-23, MM 00-59, then a '.' and the filer id as 1 to 8 hex digits (we
