@@ -678,6 +678,10 @@ int fm_log_chunk_read(fm_chunk_store *cs, const fm_log_chunk *c, void **data, si
  * the first chunks of these while the current files are read. */
 #define SCAN_LOOKAHEAD_FILES 2
 
+/* The readahead thread's stack: it calls only the chunk store, zlib and libcrypto, which keep their state on the
+ * heap. */
+#define READAHEAD_STACK ((size_t)256 << 10)
+
 typedef struct scan_file {
   fm_log_file *info;
   uint64_t seq;                  /* listing order; tells fm_log_scan_file which file it is */
@@ -887,7 +891,14 @@ static int file_add(fm_log_scan *s, fm_log_file *info)
   pthread_mutex_unlock(&s->mu);
 
   if (!s->thread_started && !s->opt.synchronous) {
-    int rc = pthread_create(&s->thread, NULL, readahead_main, s);
+    /* a small stack: a server may run one scan per catching-up subscriber */
+    pthread_attr_t attr;
+    bool have_attr = pthread_attr_init(&attr) == 0;
+    if (have_attr)
+      pthread_attr_setstacksize(&attr, READAHEAD_STACK);
+    int rc = pthread_create(&s->thread, have_attr ? &attr : NULL, readahead_main, s);
+    if (have_attr)
+      pthread_attr_destroy(&attr);
     if (rc == 0) {
       s->thread_started = true;
     } else {
