@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "error.h"
@@ -295,9 +296,11 @@ static int condition_holds(fm_mutation *m, const FilerPb__WriteCondition *c, con
 
 /* Creates each missing ancestor of `dir` top-down, as upstream does: mode
  * dir | entry mode | 0111, the entry's owner, times now, an event carrying only
- * this filer's signature. An ancestor that is a file fails the mutation. */
+ * this filer's signature unless `quiet` (the entry being created is under the
+ * system log directory: upstream creates its parents silently too). An
+ * ancestor that is a file fails the mutation. */
 static int ensure_parents(fm_filer *f, fm_mutation *m, const char *dir, const FilerPb__Entry *entry, bool from_other,
-                          char *err, size_t errlen)
+                          bool quiet, char *err, size_t errlen)
 {
   if (strcmp(dir, "/") == 0)
     return 0;
@@ -348,7 +351,7 @@ static int ensure_parents(fm_filer *f, fm_mutation *m, const char *dir, const Fi
       d.is_directory = 1;
       d.attributes = &attr;
       rc = put_entry(f, parent, &d);
-      if (rc == 0)
+      if (rc == 0 && !quiet)
         rc = stage_event(f, m, parent, NULL, &d, parent, false, from_other, NULL, 0);
     }
     free(parent);
@@ -403,7 +406,8 @@ static void apply_create(fm_filer *f, fm_mutation *m, char *err, size_t errlen)
       goto out;
     }
   } else if (!req->skip_check_parent_directory) {
-    rc = ensure_parents(f, m, dir, e, req->is_from_other_cluster, err, errlen);
+    rc = ensure_parents(f, m, dir, e, req->is_from_other_cluster, fm_path_is_under(full, FM_SYSTEM_LOG_DIR), err,
+                        errlen);
     if (rc == FM_EEXIST)
       goto out; /* PARENT_IS_FILE, already described */
     if (rc != 0) {
@@ -690,6 +694,102 @@ static void apply_kv_put(fm_filer *f, fm_mutation *m)
     fm_store_batch_put_kv(f->batch, req->key.data, req->key.len, req->value.data, req->value.len);
 }
 
+/* ================================================================ the persisted log */
+
+/* Appends the change's chunks to its log file entry (created when missing). */
+static int append_log_file(fm_filer *f, fm_mutation *m, const fm_log_change *c, char *err, size_t errlen)
+{
+  FilerPb__Entry *old = NULL;
+  int rc = load_entry(f, c->dir, c->name, &old, err, errlen);
+  if (rc != 0 && rc != FM_ENOTFOUND)
+    return rc;
+  if (old != NULL && old->is_directory) {
+    snprintf(err, errlen, "log file %s/%s is a directory", c->dir, c->name);
+    filer_pb__entry__free_unpacked(old, NULL);
+    return FM_EEXIST;
+  }
+  FilerPb__FuseAttributes attr = FILER_PB__FUSE_ATTRIBUTES__INIT;
+  FilerPb__Entry fresh = FILER_PB__ENTRY__INIT;
+  FilerPb__Entry *e = old != NULL ? old : &fresh;
+  int64_t now_ns = fm_now_ns();
+  if (old == NULL) {
+    fresh.name = (char *)(uintptr_t)c->name;
+    attr.file_mode = 0644;
+    attr.uid = (uint32_t)getuid();
+    attr.gid = (uint32_t)getgid();
+    attr.crtime = now_ns / 1000000000;
+    attr.crtime_ns = (int32_t)(now_ns % 1000000000);
+    fresh.attributes = &attr;
+    rc = ensure_parents(f, m, c->dir, &fresh, false, true, err, errlen);
+    if (rc == FM_EEXIST)
+      snprintf(err, errlen, "%.200s", m->inband_error); /* a parent is a file */
+    if (rc != 0)
+      return rc;
+  } else if (e->attributes == NULL) {
+    e->attributes = &attr;
+  }
+  /* the file's end: chunks never overlap, so the furthest chunk end */
+  uint64_t end = 0;
+  for (size_t i = 0; i < e->n_chunks; i++) {
+    uint64_t ce = (uint64_t)e->chunks[i]->offset + e->chunks[i]->size;
+    if (ce > end)
+      end = ce;
+  }
+  FilerPb__FileChunk **all = malloc((e->n_chunks + c->nchunks) * sizeof *all);
+  if (all == NULL) {
+    rc = FM_ENOMEM;
+    goto out;
+  }
+  for (size_t i = 0; i < e->n_chunks; i++)
+    all[i] = e->chunks[i];
+  for (size_t i = 0; i < c->nchunks; i++) {
+    c->chunks[i]->offset += (int64_t)end;
+    all[e->n_chunks + i] = c->chunks[i];
+    if ((uint64_t)c->chunks[i]->offset + c->chunks[i]->size > e->attributes->file_size)
+      e->attributes->file_size = (uint64_t)c->chunks[i]->offset + c->chunks[i]->size;
+  }
+  FilerPb__FileChunk **saved = e->chunks;
+  size_t nsaved = e->n_chunks;
+  e->chunks = all;
+  e->n_chunks += c->nchunks;
+  e->attributes->mtime = now_ns / 1000000000;
+  e->attributes->mtime_ns = (int32_t)(now_ns % 1000000000);
+  rc = put_entry(f, c->dir, e);
+  e->chunks = saved;
+  e->n_chunks = nsaved;
+  free(all);
+out:
+  if (old != NULL) {
+    if (old->attributes == &attr)
+      old->attributes = NULL;
+    filer_pb__entry__free_unpacked(old, NULL);
+  }
+  return rc;
+}
+
+static void apply_log(fm_filer *f, fm_mutation *m, char *err, size_t errlen)
+{
+  const fm_log_change *c = m->log;
+  int rc = 0;
+  if (c->dir != NULL)
+    rc = append_log_file(f, m, c, err, errlen);
+  for (size_t i = 0; rc == 0 && i < c->nwal; i++)
+    fm_store_batch_delete_event(f->batch, c->wal_ts[i]);
+  if (rc == 0 && c->retire_day != NULL) {
+    char *day = fm_path_join(FM_SYSTEM_LOG_DIR, c->retire_day);
+    rc = day == NULL ? FM_ENOMEM : delete_subtree(f, m, day, true, false, err, errlen);
+    free(day);
+    if (rc == 0)
+      fm_store_batch_delete_entry(f->batch, FM_SYSTEM_LOG_DIR, c->retire_day);
+  }
+  if (rc == 0)
+    fm_store_batch_put_log_state(f->batch, &c->state);
+  if (rc != 0) {
+    m->inband_error[0] = '\0';
+    store_failed(m, rc, err);
+  }
+}
+
 /* ================================================================ committer */
 
 /* Applies one mutation as one batch. Leaves m->status / inband_error set. */
@@ -716,6 +816,9 @@ static void apply(fm_filer *f, fm_mutation *m)
     break;
   case FM_MUT_KV_PUT:
     apply_kv_put(f, m);
+    break;
+  case FM_MUT_LOG:
+    apply_log(f, m, err, sizeof err);
     break;
   }
   if (m->status != GRPC_STATUS_OK || m->inband_error[0] != '\0') {

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "filer.pb-c.h"
 #include "store.h"
 
 typedef struct fm_filer fm_filer;
@@ -28,7 +29,29 @@ typedef enum fm_mutation_kind {
   FM_MUT_DELETE, /* req: FilerPb__DeleteEntryRequest */
   FM_MUT_RENAME, /* req: FilerPb__AtomicRenameEntryRequest */
   FM_MUT_KV_PUT, /* req: FilerPb__KvPutRequest */
+  FM_MUT_LOG,    /* log: the flusher's and retention's change to the persisted log; req unused */
 } fm_mutation_kind;
+
+/*
+ * One change to the persisted metadata log, applied as one batch so that a log file never loses its write-ahead
+ * records before it holds them, nor holds them twice: made by the flusher and retention (server/log_flusher.c).
+ * Nothing under FM_SYSTEM_LOG_DIR produces events, and neither do the parents created for it.
+ */
+typedef struct fm_log_change {
+  /* Appends `chunks` (offsets relative to the appended bytes; the filer rebases them onto the file's end, in
+   * place) to the log file dir/name, creating it and its parents when missing. dir NULL: no file changes. */
+  const char *dir;
+  const char *name;
+  FilerPb__FileChunk **chunks;
+  size_t nchunks;
+  /* the write-ahead records the file now holds, deleted in the same batch */
+  const int64_t *wal_ts;
+  size_t nwal;
+  /* a day directory's name under FM_SYSTEM_LOG_DIR removed with all it holds (retention), or NULL */
+  const char *retire_day;
+  /* written as is */
+  fm_store_log_state state;
+} fm_log_change;
 
 typedef struct fm_staged_event {
   int64_t ts_ns;
@@ -48,6 +71,7 @@ typedef struct fm_mutation fm_mutation;
 struct fm_mutation {
   fm_mutation_kind kind;
   const ProtobufCMessage *req;  /* borrowed until done */
+  const fm_log_change *log;     /* FM_MUT_LOG only; borrowed until done */
   void (*done)(fm_mutation *m); /* see fm_filer_submit for the thread; results below are valid during it */
   void *arg;
 

@@ -48,6 +48,7 @@ struct fm_http_side {
   atomic_bool stopping;
   fm_chunk_store *chunks;
   fm_logbuf *logbuf;
+  fm_log_flusher *flusher;
   const fm_rpc_server *rpc;
   uint64_t max_upload;
 };
@@ -165,11 +166,12 @@ static void metrics_logbuf(fm_metrics *m, fm_logbuf *b)
   fm_metrics_u64(m, "logbuf_pinned_bytes", FM_METRICS_GAUGE, "Capacity of evicted segments that readers still hold.",
                  st.pinned_bytes);
   fm_metrics_u64(m, "logbuf_segments", FM_METRICS_GAUGE, "Segments in the buffer.", st.segments);
-  fm_metrics_seconds(m, "logbuf_oldest_event_timestamp_seconds", "Time of the oldest event in memory (0: none).",
-                     st.oldest_ts);
-  fm_metrics_seconds(m, "logbuf_newest_event_timestamp_seconds", "Time of the newest event appended (0: none).",
-                     st.newest_ts);
-  fm_metrics_seconds(m, "logbuf_flushed_timestamp_seconds", "Events up to this time are in log files.", st.flushed_ts);
+  fm_metrics_seconds(m, "logbuf_oldest_event_timestamp_seconds", FM_METRICS_GAUGE,
+                     "Time of the oldest event in memory (0: none).", st.oldest_ts);
+  fm_metrics_seconds(m, "logbuf_newest_event_timestamp_seconds", FM_METRICS_GAUGE,
+                     "Time of the newest event appended (0: none).", st.newest_ts);
+  fm_metrics_seconds(m, "logbuf_flushed_timestamp_seconds", FM_METRICS_GAUGE,
+                     "Events up to this time are in log files.", st.flushed_ts);
 }
 
 static void metrics_chunks(fm_metrics *m, fm_chunk_store *chunks)
@@ -182,6 +184,29 @@ static void metrics_chunks(fm_metrics *m, fm_chunk_store *chunks)
                  st.deleted_needles);
   fm_metrics_u64(m, "chunk_live_bytes", FM_METRICS_GAUGE, "Data bytes of live needles.", st.live_bytes);
   fm_metrics_u64(m, "chunk_disk_bytes", FM_METRICS_GAUGE, "Bytes of the volume and index files.", st.disk_bytes);
+}
+
+static void metrics_flusher(fm_metrics *m, fm_log_flusher *fl)
+{
+  fm_log_flusher_stats st;
+  fm_log_flusher_get_stats(fl, &st);
+  fm_metrics_u64(m, "log_flushes_total", FM_METRICS_COUNTER, "Flush passes that wrote events to log files.", st.passes);
+  fm_metrics_u64(m, "log_flush_chunks_total", FM_METRICS_COUNTER, "Log file chunks written.", st.chunks);
+  fm_metrics_u64(m, "log_flush_records_total", FM_METRICS_COUNTER, "Records written to log files.", st.records);
+  fm_metrics_u64(m, "log_flush_bytes_total", FM_METRICS_COUNTER, "Record bytes written to log files.", st.bytes);
+  fm_metrics_u64(m, "log_flush_errors_total", FM_METRICS_COUNTER, "Flush passes stopped by an error (retried).",
+                 st.errors);
+  fm_metrics_seconds(m, "log_flush_duration_seconds_total", FM_METRICS_COUNTER,
+                     "Time spent in flush passes that wrote something.", (int64_t)st.pass_ns_total);
+  fm_metrics_seconds(m, "log_flush_last_duration_seconds", FM_METRICS_GAUGE,
+                     "Duration of the last flush pass that wrote something.", (int64_t)st.last_pass_ns);
+  fm_metrics_u64(m, "log_retired_days_total", FM_METRICS_COUNTER, "Day directories removed by retention.",
+                 st.retired_days);
+  fm_metrics_seconds(m, "log_flushed_timestamp_seconds", FM_METRICS_GAUGE,
+                     "Every event up to this time is in a log file.", st.flushed_ts_ns);
+  fm_metrics_seconds(m, "log_retained_from_timestamp_seconds", FM_METRICS_GAUGE,
+                     "Retention removed the log files of events before this time (0: none removed).",
+                     st.retained_from_ns);
 }
 
 static void rpc_count(void *arg, const char *method, grpc_status_code code, uint64_t count)
@@ -209,6 +234,8 @@ static enum MHD_Result on_metrics(fm_http_side *h, struct MHD_Connection *conn)
     metrics_logbuf(m, h->logbuf);
   if (h->chunks != NULL)
     metrics_chunks(m, h->chunks);
+  if (h->flusher != NULL)
+    metrics_flusher(m, h->flusher);
   char *text = NULL;
   size_t len = 0;
   int rc = fm_metrics_take(m, &text, &len);
@@ -711,6 +738,7 @@ int fm_http_side_start(const fm_http_side_config *cfg, fm_http_side **out, char 
   atomic_init(&h->stopping, false);
   h->chunks = cfg->chunks;
   h->logbuf = cfg->logbuf;
+  h->flusher = cfg->flusher;
   h->rpc = cfg->rpc;
   h->max_upload = cfg->max_upload_bytes;
   struct addrinfo hints, *res = NULL;

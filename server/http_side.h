@@ -10,6 +10,7 @@
 
 #include "chunk_store.h"
 #include "log_buffer.h"
+#include "log_flusher.h"
 #include "rpc_server.h"
 
 typedef struct fm_http_side fm_http_side;
@@ -20,6 +21,7 @@ typedef struct fm_http_side_config {
   int port;                  /* 0 picks a free port */
   fm_chunk_store *chunks;    /* /<fid>; NULL: those paths answer 404 */
   fm_logbuf *logbuf;         /* /metrics and /debug/logbuffer; NULL: not shown (404 for the page) */
+  fm_log_flusher *flusher;   /* flush counters in /metrics; NULL: not shown */
   const fm_rpc_server *rpc;  /* RPC call counts in /metrics; NULL: not shown */
   uint64_t max_upload_bytes; /* largest chunk a POST or PUT may carry (-maxMB); 413 past it */
   unsigned max_connections;  /* each takes a thread; 0 means 256 */

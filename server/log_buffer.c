@@ -184,6 +184,9 @@ int fm_logbuf_new(const fm_logbuf_options *opt, fm_logbuf **out)
       segment = SEGMENT_MIN_DEFAULT;
     if (segment > SEGMENT_MAX_DEFAULT)
       segment = SEGMENT_MAX_DEFAULT;
+    /* so that header and data are one allocator size class: a header on top of 1 MiB would take jemalloc's
+     * 1.25 MiB class, a quarter of the buffer's memory wasted (measured: 84 MB allocated for a 64 MiB bound) */
+    segment -= sizeof(fm_logbuf_seg);
   }
 
   fm_logbuf *b = calloc(1, sizeof *b);

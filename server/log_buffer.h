@@ -33,8 +33,8 @@ typedef struct fm_logbuf_options {
    * (every event <= the flushed watermark) are evicted, so while the flusher lags the buffer grows past the bound
    * rather than lose an event nobody persisted. fm_logbuf_stats reports the overshoot. */
   size_t size_bytes;
-  /* Capacity of one segment; 0 means size_bytes / 64 clamped to [64 KiB, 1 MiB]. An event that does not fit in an
-   * empty segment gets a segment sized for it alone. Eviction works in whole segments. */
+  /* Capacity of one segment; 0 means size_bytes / 64 clamped to [64 KiB, 1 MiB], less the segment's header. An event
+   * that does not fit in an empty segment gets a segment sized for it alone. Eviction works in whole segments. */
   size_t segment_bytes;
 } fm_logbuf_options;
 

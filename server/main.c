@@ -25,6 +25,8 @@
 #include "health_service.h"
 #include "http_side.h"
 #include "log.h"
+#include "log_buffer.h"
+#include "log_flusher.h"
 #include "net_addr.h"
 #include "reflection_service.h"
 #include "rpc_server.h"
@@ -46,7 +48,25 @@ typedef struct options {
   int64_t verbosity;
   bool version;
   bool store_sync;
+  int64_t logbuf_mb;
+  int64_t flush_interval_sec;
+  int64_t retention_days;
+  int64_t log_chunk_kb;
 } options;
+
+/* The filer's event hook: the MetaLogBuffer takes the event; the flusher counts what waits for it. */
+typedef struct event_sink {
+  fm_logbuf *logbuf;
+  fm_log_flusher *flusher; /* NULL until started */
+} event_sink;
+
+static void on_event(void *arg, int64_t ts_ns, const uint8_t *event, size_t len)
+{
+  event_sink *sink = arg;
+  fm_logbuf_event_hook(sink->logbuf, ts_ns, event, len);
+  if (sink->flusher != NULL)
+    fm_log_flusher_note(sink->flusher, len);
+}
 
 static void usage(FILE *out, const fm_flag *flags, size_t n)
 {
@@ -95,6 +115,9 @@ int main(int argc, char **argv)
     .grpc_threads = 0,
     .grace_ms = 2000,
     .verbosity = FM_LOG_INFO,
+    .logbuf_mb = 64,
+    .flush_interval_sec = 60,
+    .log_chunk_kb = 4096,
   };
   fm_flag flags[] = {
     { "port", FM_FLAG_INT, &o.port, "HTTP listen port (0 picks a free port)", 0, 65535, false },
@@ -117,6 +140,14 @@ int main(int argc, char **argv)
       "on SIGTERM, how long unary calls in progress may finish before they are cancelled", 0, 600000, false },
     { "store.sync", FM_FLAG_BOOL, &o.store_sync,
       "fsync every group of writes before acknowledging it (safe against power loss, slower)", 0, 0, false },
+    { "metaLogBuffer.sizeMB", FM_FLAG_INT, &o.logbuf_mb, "memory for recent metadata events, in MiB", 1, 1 << 20,
+      false },
+    { "metaLog.flushIntervalSec", FM_FLAG_INT, &o.flush_interval_sec,
+      "write buffered metadata events to the per-minute log files at least this often", 1, 86400, false },
+    { "metaLog.retentionDays", FM_FLAG_INT, &o.retention_days,
+      "remove metadata log files of days that ended this many days ago (0 keeps them forever)", 0, 100000, false },
+    { "metaLog.chunkKB", FM_FLAG_INT, &o.log_chunk_kb, "largest chunk of a metadata log file, in KiB", 1, 1 << 20,
+      false },
     { "v", FM_FLAG_INT, &o.verbosity, "log level: 0 errors, 1 warnings, 2 info, 3 debug", 0, 3, false },
     { "version", FM_FLAG_BOOL, &o.version, "print the version and exit", 0, 0, false },
   };
@@ -162,11 +193,14 @@ int main(int argc, char **argv)
   fm_data_dir *dir = NULL;
   fm_store *store = NULL;
   fm_filer *engine = NULL;
+  fm_chunk_store *chunks = NULL;
+  fm_logbuf *logbuf = NULL;
+  fm_log_flusher *flusher = NULL;
+  event_sink sink = { 0 };
   fm_descriptor_index *index = NULL;
   fm_rpc_methods *methods = NULL;
   fm_rpc_server *server = NULL;
   fm_http_side *http = NULL;
-  fm_chunk_store *chunks = NULL;
   fm_filer_service filer = { 0 };
   fm_reflection_service reflection = { 0 };
   fm_volume_service volumes = { 0 };
@@ -204,10 +238,39 @@ int main(int argc, char **argv)
       fm_log_warn("ignoring %s/%s: the store already has signature %d", o.dir, FM_SIGNATURE_FILE, (int)filer.signature);
     fm_data_dir_forget_signature(dir);
   }
+  fm_logbuf_options lopt = { .size_bytes = (size_t)o.logbuf_mb << 20 };
+  if (fm_logbuf_new(&lopt, &logbuf) != 0) {
+    fprintf(stderr, "filermetad: cannot allocate the metadata log buffer\n");
+    goto out;
+  }
+  size_t recovered = 0;
+  if (fm_log_flusher_recover(store, logbuf, &recovered, err, sizeof err) != 0) {
+    fprintf(stderr, "filermetad: %s\n", err);
+    goto out;
+  }
+  if (recovered > 0)
+    fm_log_info("recovered %zu metadata events not yet in log files", recovered);
   if (fm_filer_new(store, filer.signature, &engine, err, sizeof err) != 0) {
     fprintf(stderr, "filermetad: %s\n", err);
     goto out;
   }
+  sink.logbuf = logbuf;
+  fm_filer_set_event_hook(engine, on_event, &sink);
+  fm_log_flusher_config fcfg = {
+    .filer = engine,
+    .store = store,
+    .chunks = chunks,
+    .logbuf = logbuf,
+    .filer_id = fm_log_flusher_new_filer_id(),
+    .interval_ns = o.flush_interval_sec * 1000000000,
+    .chunk_bytes = (size_t)o.log_chunk_kb << 10,
+    .retention_days = (int)o.retention_days,
+  };
+  if (fm_log_flusher_start(&fcfg, &flusher, err, sizeof err) != 0) {
+    fprintf(stderr, "filermetad: %s\n", err);
+    goto out;
+  }
+  sink.flusher = flusher;
   filer.filer = engine;
   filer.max_mb = (uint32_t)o.max_mb;
   volumes.chunks = chunks;
@@ -243,6 +306,8 @@ int main(int argc, char **argv)
     .ip = bind_ip,
     .port = (int)o.port,
     .chunks = chunks,
+    .logbuf = logbuf,
+    .flusher = flusher,
     .rpc = server,
     .max_upload_bytes = (uint64_t)o.max_mb << 20,
   };
@@ -285,10 +350,16 @@ out:
   /* Stop calls first, then let the filer finish (and answer) what it has
    * queued while the completion queues still run, then release the queues. */
   fm_rpc_server_shutdown(server, 0);
+  /* the final flush goes through the filer, so it comes before the filer's end */
+  fm_log_flusher_stop(flusher);
+  if (logbuf != NULL)
+    fm_logbuf_shutdown(logbuf);
   fm_filer_free(engine);
+  fm_log_flusher_free(flusher);
   fm_rpc_server_free(server);
   fm_store_free(store);
   fm_chunk_store_free(chunks);
+  fm_logbuf_free(logbuf);
   fm_rpc_methods_free(methods);
   fm_descriptor_index_free(index);
   fm_data_dir_free(dir);

@@ -135,9 +135,9 @@ void fm_metrics_u64(fm_metrics *m, const char *name, fm_metrics_type type, const
   fm_metrics_sample(m, NULL, 0, value);
 }
 
-void fm_metrics_seconds(fm_metrics *m, const char *name, const char *help, int64_t ns)
+void fm_metrics_seconds(fm_metrics *m, const char *name, fm_metrics_type type, const char *help, int64_t ns)
 {
-  fm_metrics_family(m, name, FM_METRICS_GAUGE, help);
+  fm_metrics_family(m, name, type, help);
   uint64_t mag = ns < 0 ? (uint64_t)0 - (uint64_t)ns : (uint64_t)ns;
   putf(m, "%s %s%" PRIu64 ".%09" PRIu64 "\n", m->family, ns < 0 ? "-" : "", mag / 1000000000u, mag % 1000000000u);
 }

@@ -36,10 +36,10 @@ void fm_metrics_sample(fm_metrics *m, const fm_metrics_label *labels, size_t n, 
 /* A family with one unlabelled sample. */
 void fm_metrics_u64(fm_metrics *m, const char *name, fm_metrics_type type, const char *help, uint64_t value);
 
-/* A gauge family with one unlabelled sample: a time in ns since the epoch,
- * written in seconds with nine decimals (the Prometheus unit; the text keeps
- * every digit). */
-void fm_metrics_seconds(fm_metrics *m, const char *name, const char *help, int64_t ns);
+/* A family with one unlabelled sample: a time (ns since the epoch) or a
+ * duration in ns, written in seconds with nine decimals (the Prometheus unit;
+ * the text keeps every digit). */
+void fm_metrics_seconds(fm_metrics *m, const char *name, fm_metrics_type type, const char *help, int64_t ns);
 
 /* Hands over the text: 0 with *text (caller frees with free()) and *len, or
  * FM_ENOMEM if any step ran out of memory. The object is left empty. */

@@ -64,5 +64,7 @@ int fm_store__key_event(fm_key *k, int64_t ts_ns);
 int fm_store__key_event_ts(const char *key, size_t len, int64_t *ts_ns);
 
 #define FM_KEY_CLOCK "Mclock"
+/* The persisted log's state: flushed ts, records, retained-from ts, 8 bytes BE each. */
+#define FM_KEY_LOG_STATE "Mlog"
 
 #endif

@@ -404,6 +404,38 @@ void fm_store_batch_delete_event(fm_store_batch *b, int64_t ts_ns)
   leveldb_writebatch_delete(b->wb, k.data, k.len);
 }
 
+void fm_store_batch_put_log_state(fm_store_batch *b, const fm_store_log_state *st)
+{
+  uint8_t v[24];
+  fm_storage__put_be64(v, (uint64_t)st->flushed_ts_ns);
+  fm_storage__put_be64(v + 8, (uint64_t)st->records);
+  fm_storage__put_be64(v + 16, (uint64_t)st->retained_from_ns);
+  leveldb_writebatch_put(b->wb, FM_KEY_LOG_STATE, strlen(FM_KEY_LOG_STATE), (const char *)v, sizeof v);
+}
+
+int fm_store_get_log_state(fm_store *s, fm_store_log_state *out, char *err, size_t errlen)
+{
+  *out = (fm_store_log_state){ 0 };
+  fm_key k = { .data = (char *)(uintptr_t)FM_KEY_LOG_STATE, .len = strlen(FM_KEY_LOG_STATE) };
+  void *v = NULL;
+  size_t len = 0;
+  int rc = get(s, &k, &v, &len, err, errlen);
+  if (rc == FM_ENOTFOUND)
+    return 0;
+  if (rc != 0)
+    return rc;
+  if (len != 24) {
+    leveldb_free(v);
+    snprintf(err, errlen, "store: log state is %zu bytes, not 24", len);
+    return FM_EDECODE;
+  }
+  out->flushed_ts_ns = (int64_t)fm_storage__get_be64(v);
+  out->records = (int64_t)fm_storage__get_be64((const uint8_t *)v + 8);
+  out->retained_from_ns = (int64_t)fm_storage__get_be64((const uint8_t *)v + 16);
+  leveldb_free(v);
+  return 0;
+}
+
 /* Adds the clock key to b when b holds an event later than any written
  * before, so the clock only ever moves forward. */
 static void batch_add_clock(fm_store *s, fm_store_batch *b)

@@ -78,6 +78,17 @@ int fm_store_events(fm_store *s, int64_t after_ns, fm_store_event_fn fn, void *a
 /* The highest event ts the store has ever recorded (0 for a new store). */
 int fm_store_last_ts(fm_store *s, int64_t *ts_ns, char *err, size_t errlen);
 
+/* ---- the persisted log's state (written by the flusher and retention) ---- */
+
+typedef struct fm_store_log_state {
+  int64_t flushed_ts_ns;    /* every event with ts <= this is in a log file (its write-ahead record is gone) */
+  int64_t records;          /* records written to log files so far: the next record's LogEntry.offset */
+  int64_t retained_from_ns; /* retention removed the log files of every event before this (0: nothing removed) */
+} fm_store_log_state;
+
+/* Reads the log state; all zero for a store that never flushed. Returns 0, FM_EIO or FM_EDECODE. */
+int fm_store_get_log_state(fm_store *s, fm_store_log_state *out, char *err, size_t errlen);
+
 /* ---- writes: every change goes through a batch, applied atomically ---- */
 
 fm_store_batch *fm_store_batch_new(void);
@@ -90,6 +101,8 @@ void fm_store_batch_delete_kv(fm_store_batch *b, const void *key, size_t klen);
 /* A write-ahead record; also advances the store's clock high-water mark. */
 void fm_store_batch_put_event(fm_store_batch *b, int64_t ts_ns, const void *event, size_t len);
 void fm_store_batch_delete_event(fm_store_batch *b, int64_t ts_ns);
+
+void fm_store_batch_put_log_state(fm_store_batch *b, const fm_store_log_state *st);
 
 /* Applies `b` atomically, without fsync. Returns 0 or FM_EIO with `err`. */
 int fm_store_write(fm_store *s, fm_store_batch *b, char *err, size_t errlen);

@@ -17,7 +17,7 @@ static void usage(FILE *out)
                "  kv get KEY | kv put KEY VALUE       the filer's key-value store\n"
                "  ping                                ping a filer (or, through it, another filer)\n"
                "  config                              print a filer's GetFilerConfiguration answer\n"
-               "  wal -dir DIR                        print a stopped filer's event write-ahead records\n"
+               "  log -dir DIR                        print every event a stopped filer has persisted\n"
                "  bench ping|create                   benchmarks\n"
                "  version                             print the version\n\n"
                "-filer takes the SeaweedFS form: host:port is the HTTP port with gRPC at port+10000,\n"
@@ -33,7 +33,7 @@ typedef struct command {
 static const command commands[] = {
   { "put", fm_cmd_put }, { "ls", fm_cmd_ls },       { "stat", fm_cmd_stat }, { "rm", fm_cmd_rm },
   { "mv", fm_cmd_mv },   { "kv", fm_cmd_kv },       { "ping", fm_cmd_ping }, { "config", fm_cmd_config },
-  { "wal", fm_cmd_wal }, { "bench", fm_cmd_bench },
+  { "log", fm_cmd_log }, { "bench", fm_cmd_bench },
 };
 
 int main(int argc, char **argv)

@@ -238,21 +238,25 @@ def run_cli(*args, timeout=20.0):
                           timeout=timeout)
 
 
-def wal_dump(data_dir, parse=True, timeout=120.0):
-    """The event write-ahead records of the store in `data_dir`, in store order,
-    from `filermeta wal -dir D -json` (the server must be stopped: LevelDB admits
+def log_dump(data_dir, parse=True, timeout=120.0, full=False):
+    """Every event persisted in `data_dir` (log files, then write-ahead records),
+    from `filermeta log -dir D -json` (the server must be stopped: LevelDB admits
     one process). Returns [(ts_ns, SubscribeMetadataResponse)], or with
-    parse=False [(ts_ns, dict of the event's canonical JSON)], which is faster."""
+    parse=False [(ts_ns, dict of the event's canonical JSON)], which is faster;
+    with full=True the whole JSON line (dict with tsNs, event, in, offset)."""
     import json
     from google.protobuf import json_format
-    p = run_cli(FILERMETA, "wal", "-dir", data_dir, "-json", timeout=timeout)
-    assert p.returncode == 0, "filermeta wal exited %d: %s" % (p.returncode, p.stderr[-2000:])
+    p = run_cli(FILERMETA, "log", "-dir", data_dir, "-json", timeout=timeout)
+    assert p.returncode == 0, "filermeta log exited %d: %s" % (p.returncode, p.stderr[-2000:])
     cls = msg("filer_pb.SubscribeMetadataResponse")
     out = []
     for line in p.stdout.splitlines():
         if not line.strip():
             continue
         d = json.loads(line)
+        if full:
+            out.append(d)
+            continue
         ev = json_format.ParseDict(d["event"], cls()) if parse else d["event"]
         out.append((int(d["tsNs"]), ev))
     return out

@@ -234,7 +234,7 @@ def clean_stop(server):
 def stop_and_dump(server, parse=True):
     """Stops the server cleanly, then returns its write-ahead records."""
     clean_stop(server)
-    return fmtest.wal_dump(server.dir, parse=parse)
+    return fmtest.log_dump(server.dir, parse=parse)
 
 
 # ---------------------------------------------------------------- wire

@@ -34,7 +34,7 @@ def test_restart_keeps_entries_kv_signature_and_ts_order():
             f.kv_put(b"key", b"value")
             first_ts = f.lookup_response("/keep/sub", "a").log_ts_ns
             clean_stop(s)
-        before = fmtest.wal_dump(data)
+        before = fmtest.log_dump(data)
         assert summaries(before) == [("create", "/keep", None), ("create", "/keep/sub", None),
                                      ("create", "/keep/sub/a", None)], summaries(before)
         with Server(data_dir=data) as s:

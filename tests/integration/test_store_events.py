@@ -1,5 +1,5 @@
 """Integration: the events the filer store writes with each mutation, read back
-from the write-ahead log (`filermeta wal`) after a clean stop: a recursive
+from the persisted log (`filermeta log`) after a clean stop: a recursive
 delete of 1,000 entries in post-order, unknown Entry fields carried byte for
 byte, and strictly increasing ts_ns under 16 concurrent writers."""
 

@@ -154,10 +154,10 @@ static void test_new_free(void **state)
   assert_int_equal(fm_logbuf_flushed_ts(b), 0);
   assert_int_equal(fm_logbuf_floor_ts(b), 0);
 
-  /* the default segment for 64 MiB is 1 MiB */
+  /* the default segment for 64 MiB is 1 MiB, header included (one allocator size class) */
   append_range(b, 1, 1);
   fm_logbuf_get_stats(b, &st);
-  assert_int_equal(st.alloc_bytes, (size_t)1 << 20);
+  assert_true(st.alloc_bytes < (size_t)1 << 20 && st.alloc_bytes > ((size_t)1 << 20) - 256);
 
   fm_logbuf_cursor cur;
   fm_logbuf_cursor_init(&cur, 0);
@@ -173,7 +173,7 @@ static void test_new_free(void **state)
   b = mk(1 << 20, 0);
   append_range(b, 1, 1);
   fm_logbuf_get_stats(b, &st);
-  assert_int_equal(st.alloc_bytes, (size_t)64 << 10);
+  assert_true(st.alloc_bytes < (size_t)64 << 10 && st.alloc_bytes > ((size_t)64 << 10) - 256);
   fm_logbuf_free(b);
 }
 

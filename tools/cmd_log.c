@@ -1,6 +1,8 @@
-/* filermeta wal: prints the event write-ahead records of a stopped filer's
- * store, offline (LevelDB admits one process, so the server must be stopped).
- * For people checking what a filer recorded, and for the durability tests. */
+/* filermeta log: prints every event a stopped filer has persisted, offline
+ * (LevelDB admits one process, so the server must be stopped): the records of
+ * its per-minute log files, then the write-ahead records no log file holds yet
+ * (left by a crash). For people checking what a filer recorded, and for the
+ * durability tests. */
 #include <inttypes.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -11,11 +13,15 @@
 #include "filer.pb-c.h"
 #include "flags.h"
 #include "pb_json.h"
+#include "chunk_store.h"
+#include "log_file.h"
 #include "store.h"
 #include "tools.h"
 
 typedef struct dump {
   bool json;
+  const char *in; /* where the records come from: a log file's path, or "write-ahead" */
+  int64_t offset; /* the record's LogEntry.offset; -1 for a write-ahead record */
   uint64_t count;
   int rc;
 } dump;
@@ -45,7 +51,7 @@ static bool print_record(void *arg, int64_t ts_ns, const void *event, size_t len
   dump *d = arg;
   FilerPb__SubscribeMetadataResponse *ev = filer_pb__subscribe_metadata_response__unpack(NULL, len, event);
   if (ev == NULL) {
-    fprintf(stderr, "filermeta wal: record %" PRId64 " does not decode (%zu bytes)\n", ts_ns, len);
+    fprintf(stderr, "filermeta log: record %" PRId64 " in %s does not decode (%zu bytes)\n", ts_ns, d->in, len);
     d->rc = FM_EDECODE;
     return false;
   }
@@ -64,6 +70,9 @@ static bool print_record(void *arg, int64_t ts_ns, const void *event, size_t len
       return false;
     }
     json_object_object_add(line, "event", evj);
+    json_object_object_add(line, "in", json_object_new_string(d->in));
+    if (d->offset >= 0)
+      json_object_object_add(line, "offset", json_object_new_int64(d->offset));
     puts(json_object_to_json_string_ext(line, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(line);
   } else {
@@ -82,43 +91,86 @@ static bool print_record(void *arg, int64_t ts_ns, const void *event, size_t len
   return true;
 }
 
-int fm_cmd_wal(int argc, char **argv)
+/* The log files' records with ts > since, in ts order. Returns the ts of the last one (or since) in *last. */
+static int dump_log_files(fm_store *store, const char *dir, int64_t since, dump *d, int64_t *last)
+{
+  char path[4096], err[FM_ERR_LEN] = "";
+  *last = since;
+  if (snprintf(path, sizeof path, "%s/volumes", dir) >= (int)sizeof path) {
+    fprintf(stderr, "filermeta log: -dir too long\n");
+    return 1;
+  }
+  fm_chunk_store *chunks = NULL;
+  if (fm_chunk_store_open(path, 0, NULL, &chunks, err, sizeof err) != 0) {
+    fprintf(stderr, "filermeta log: %s\n", err);
+    return 1;
+  }
+  fm_log_scan *scan = NULL;
+  fm_log_record rec;
+  int rc = fm_log_scan_open(store, chunks, since, 0, NULL, &scan, err, sizeof err);
+  while (rc == 0 && (rc = fm_log_scan_next(scan, &rec, err, sizeof err)) == 0) {
+    d->in = fm_log_scan_file(scan);
+    d->offset = rec.offset;
+    if (!print_record(d, rec.ts_ns, rec.data, rec.data_len))
+      break;
+  }
+  if (scan != NULL)
+    *last = fm_log_scan_last_ts(scan);
+  fm_log_scan_close(scan);
+  fm_chunk_store_free(chunks);
+  if (rc != 0 && rc != FM_ENOTFOUND) {
+    fprintf(stderr, "filermeta log: %s\n", err[0] ? err : fm_strerror(rc));
+    return 1;
+  }
+  return d->rc != 0 ? 1 : 0;
+}
+
+int fm_cmd_log(int argc, char **argv)
 {
   const char *dir = "./data";
   int64_t since = 0;
   bool json = false;
   fm_flag flags[] = {
     { "dir", FM_FLAG_STRING, &dir, "data directory of a stopped filermetad", 0, 0, false },
-    { "since", FM_FLAG_INT, &since, "only records with ts_ns greater than this", 0, INT64_MAX, false },
-    { "json", FM_FLAG_BOOL, &json, "one JSON object per line: {\"tsNs\": ..., \"event\": {...}}", 0, 0, false },
+    { "since", FM_FLAG_INT, &since, "only events with ts_ns greater than this", 0, INT64_MAX, false },
+    { "json", FM_FLAG_BOOL, &json,
+      "one JSON object per line: {\"tsNs\", \"event\", \"in\": log file or \"write-ahead\", \"offset\"}", 0, 0,
+      false },
   };
   char err[FM_ERR_LEN];
   int first = 0;
   int rc = fm_flags_parse(flags, 3, argc, argv, &first, err, sizeof err);
   if (rc == FM_FLAGS_HELP) {
-    printf("Usage: filermeta wal [flags]\n\nPrints the event write-ahead records of a stopped filer.\n\nFlags:\n");
+    printf("Usage: filermeta log [flags]\n\nPrints every event a stopped filer has persisted: its log files, then the\n"
+           "write-ahead records not yet in a log file.\n\nFlags:\n");
     fm_flags_usage(stdout, flags, 3);
     return 0;
   }
   if (rc != 0 || first < argc) {
-    fprintf(stderr, "filermeta wal: %s\n", rc != 0 ? err : "unexpected argument");
+    fprintf(stderr, "filermeta log: %s\n", rc != 0 ? err : "unexpected argument");
     return 2;
   }
   fm_store *store = NULL;
   fm_store_options opt = { 0 };
   if (fm_store_open(dir, &opt, &store, err, sizeof err) != 0) {
-    fprintf(stderr, "filermeta wal: %s\n", err);
+    fprintf(stderr, "filermeta log: %s\n", err);
     return 1;
   }
-  dump d = { json, 0, 0 };
-  rc = fm_store_events(store, since, print_record, &d, err, sizeof err);
+  dump d = { json, "", -1, 0, 0 };
+  int64_t last = since;
+  int status = dump_log_files(store, dir, since, &d, &last);
+  if (status == 0) {
+    d.in = "write-ahead";
+    d.offset = -1;
+    rc = fm_store_events(store, last, print_record, &d, err, sizeof err);
+    if (rc != 0 || d.rc != 0) {
+      fprintf(stderr, "filermeta log: %s\n", rc != 0 ? err : fm_strerror(d.rc));
+      status = 1;
+    }
+  }
   fm_store_free(store);
-  if (rc != 0 || d.rc != 0) {
-    fprintf(stderr, "filermeta wal: %s\n", rc != 0 ? err : fm_strerror(d.rc));
-    return 1;
-  }
   fflush(stdout);
-  if (!json)
-    fprintf(stderr, "%" PRIu64 " records\n", d.count);
-  return 0;
+  if (status == 0 && !json)
+    fprintf(stderr, "%" PRIu64 " events\n", d.count);
+  return status;
 }
