@@ -48,15 +48,19 @@ struct fm_log_flusher {
   bool started;
 
   pthread_mutex_t mu;
-  pthread_cond_t cv; /* CLOCK_MONOTONIC */
-  bool stopping;     /* mu */
-  bool kick;         /* mu: a chunk's worth is waiting */
-  bool m_done;       /* mu: the mutation in flight completed */
+  pthread_cond_t cv;       /* CLOCK_MONOTONIC */
+  bool stopping;           /* mu */
+  bool kick;               /* mu: a chunk's worth is waiting */
+  bool m_done;             /* mu: the mutation in flight completed */
   fm_log_flusher_stats st; /* mu */
   atomic_size_t pending;   /* bytes noted since the last pass began */
 
   /* flusher thread only */
   fm_store_log_state state; /* as last written */
+  uint8_t *buf;             /* the chunk being cut, kept from pass to pass (one chunk_bytes allocation, not a */
+  size_t buf_cap;           /* doubling series of them per pass) */
+  int64_t *ts;              /* its records' ts */
+  size_t ts_cap;
   fm_mutation m;
   int64_t next_retention_ns;
 };
@@ -209,9 +213,9 @@ static bool pass_record(void *arg, int64_t ts_ns, const void *event, size_t len)
     size = fm_log_record_size(&rec);
   }
   if (p->len + size > p->cap) {
-    size_t cap = p->cap ? p->cap : 64 * 1024;
-    while (cap < p->len + size)
-      cap *= 2;
+    size_t cap = p->fl->cfg.chunk_bytes; /* what a chunk takes, or a record bigger than that */
+    if (cap < p->len + size)
+      cap = p->len + size;
     uint8_t *grown = realloc(p->buf, cap);
     if (grown == NULL) {
       p->rc = FM_ENOMEM;
@@ -307,7 +311,9 @@ static void run_pass(fm_log_flusher *fl)
   if (limit <= fl->state.flushed_ts_ns)
     return;
   int64_t t0 = fm_mono_ns();
-  pass p = { .fl = fl, .limit = limit, .minute = -1 };
+  pass p = {
+    .fl = fl, .limit = limit, .minute = -1, .buf = fl->buf, .cap = fl->buf_cap, .ts = fl->ts, .capts = fl->ts_cap
+  };
   int rc = feed_pass(&p);
   if (rc == 0 && p.nts > 0)
     rc = write_chunk(&p);
@@ -316,8 +322,8 @@ static void run_pass(fm_log_flusher *fl)
     fm_log_error("log flush stopped after %" PRIu64 " records (retrying at the next pass): %s", p.records,
                  p.err[0] ? p.err : fm_strerror(rc));
   else
-    fm_log_debug("log flush: %" PRIu64 " records, %" PRIu64 " bytes in %" PRIu64 " chunks, %.1f ms", p.records,
-                 p.bytes, p.chunks, (double)took / 1e6);
+    fm_log_debug("log flush: %" PRIu64 " records, %" PRIu64 " bytes in %" PRIu64 " chunks, %.1f ms", p.records, p.bytes,
+                 p.chunks, (double)took / 1e6);
   pthread_mutex_lock(&fl->mu);
   if (p.records > 0) {
     fl->st.passes++;
@@ -330,8 +336,10 @@ static void run_pass(fm_log_flusher *fl)
   fl->st.errors += rc != 0;
   fl->st.flushed_ts_ns = fl->state.flushed_ts_ns;
   pthread_mutex_unlock(&fl->mu);
-  free(p.buf);
-  free(p.ts);
+  fl->buf = p.buf;
+  fl->buf_cap = p.cap;
+  fl->ts = p.ts;
+  fl->ts_cap = p.capts;
 }
 
 /* ================================================================ retention */
@@ -626,6 +634,8 @@ void fm_log_flusher_free(fm_log_flusher *fl)
   fm_log_flusher_stop(fl);
   pthread_cond_destroy(&fl->cv);
   pthread_mutex_destroy(&fl->mu);
+  free(fl->buf);
+  free(fl->ts);
   free(fl);
 }
 

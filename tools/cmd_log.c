@@ -9,12 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chunk_store.h"
 #include "error.h"
 #include "filer.pb-c.h"
 #include "flags.h"
-#include "pb_json.h"
-#include "chunk_store.h"
 #include "log_file.h"
+#include "log_scan.h"
+#include "pb_json.h"
 #include "store.h"
 #include "tools.h"
 
@@ -134,8 +135,7 @@ int fm_cmd_log(int argc, char **argv)
     { "dir", FM_FLAG_STRING, &dir, "data directory of a stopped filermetad", 0, 0, false },
     { "since", FM_FLAG_INT, &since, "only events with ts_ns greater than this", 0, INT64_MAX, false },
     { "json", FM_FLAG_BOOL, &json,
-      "one JSON object per line: {\"tsNs\", \"event\", \"in\": log file or \"write-ahead\", \"offset\"}", 0, 0,
-      false },
+      "one JSON object per line: {\"tsNs\", \"event\", \"in\": log file or \"write-ahead\", \"offset\"}", 0, 0, false },
   };
   char err[FM_ERR_LEN];
   int first = 0;

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "log_file.h"
 #include "log_record.h"
+#include "log_scan.h"
 #include "store.h"
 
 /* 2025-01-01 00:00 UTC */

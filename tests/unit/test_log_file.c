@@ -24,6 +24,7 @@
 #include "log.h"
 #include "log_file.h"
 #include "log_record.h"
+#include "log_scan.h"
 #include "store.h"
 
 #define MIN FM_NS_PER_MINUTE

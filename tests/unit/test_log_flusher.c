@@ -286,7 +286,8 @@ static void read_file(fixture *f, const char *day, const char *name, size_t chun
     x->raw_len = rec.raw_len;
     snprintf(x->file, sizeof x->file, "%s", name);
     /* the key is the event's directory and the data the event itself */
-    FilerPb__SubscribeMetadataResponse *ev = filer_pb__subscribe_metadata_response__unpack(NULL, rec.data_len, rec.data);
+    FilerPb__SubscribeMetadataResponse *ev =
+        filer_pb__subscribe_metadata_response__unpack(NULL, rec.data_len, rec.data);
     assert_non_null(ev);
     assert_int_equal(ev->ts_ns, rec.ts_ns);
     assert_int_equal(rec.key_len, strlen(ev->directory));
