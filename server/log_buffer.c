@@ -329,6 +329,20 @@ void fm_logbuf_set_flushed(fm_logbuf *b, int64_t ts_ns)
   seg_free_chain(dead);
 }
 
+int fm_logbuf_set_floor_ts(fm_logbuf *b, int64_t ts_ns)
+{
+  pthread_mutex_lock(&b->mu);
+  if (b->events_appended > 0 || b->append_failures > 0 || ts_ns < b->floor_ts) {
+    pthread_mutex_unlock(&b->mu);
+    return FM_EINVAL;
+  }
+  b->floor_ts = ts_ns;
+  if (ts_ns > b->newest_ts)
+    b->newest_ts = ts_ns;
+  pthread_mutex_unlock(&b->mu);
+  return 0;
+}
+
 int fm_logbuf_set_start_ts(fm_logbuf *b, int64_t ts_ns)
 {
   if (ts_ns < 0)

@@ -91,6 +91,15 @@ void fm_logbuf_set_flushed(fm_logbuf *b, int64_t ts_ns);
  */
 int fm_logbuf_set_start_ts(fm_logbuf *b, int64_t ts_ns);
 
+/*
+ * Declares that memory will not hold the events with ts <= ts_ns although they are not flushed: they are only in the
+ * write-ahead records (recovery with a backlog larger than the buffer loads just its newest part). Raises the floor,
+ * as a lost append does: cursors below it get FM_LOGBUF_GO_TO_DISK while the flushed watermark stays, so readers wait
+ * for the flusher there. Call after fm_logbuf_set_start_ts and before the first append: returns 0, or FM_EINVAL once
+ * anything was appended or when ts_ns is below the floor.
+ */
+int fm_logbuf_set_floor_ts(fm_logbuf *b, int64_t ts_ns);
+
 /* Wakes every waiting reader; from now on fm_logbuf_read answers FM_ESHUTDOWN (except to a drain cursor, below).
  * Idempotent. */
 void fm_logbuf_shutdown(fm_logbuf *b);

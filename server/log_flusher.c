@@ -63,6 +63,16 @@ struct fm_log_flusher {
   size_t ts_cap;
   fm_mutation m;
   int64_t next_retention_ns;
+  int64_t backoff_ns; /* after a failed pass, the wait before the next one (doubling up to the interval) */
+  /* The chunk of a pass whose file change failed: written (and synced) but, for all anyone knows, referenced by the
+   * store (a failed group fsync leaves the batch applied), so it is never deleted; the next pass reuses it when it
+   * cuts the same chunk again, which it does unless more events arrived for that minute. */
+  struct {
+    bool valid;
+    fm_fid fid;
+    int64_t first_ts, last_ts;
+    size_t len;
+  } failed;
 };
 
 /* ================================================================ helpers */
@@ -134,15 +144,30 @@ static int write_chunk(pass *p)
   fm_log_flusher *fl = p->fl;
   fm_fid fid;
   char fid_text[FM_FID_MAX];
-  int rc = fm_chunk_store_assign(fl->cfg.chunks, &fid);
-  if (rc != 0) {
-    snprintf(p->err, sizeof p->err, "assigning a chunk: %s", fm_strerror(rc));
-    return rc;
+  int rc = 0;
+  int64_t first = p->ts[0], last = p->ts[p->nts - 1];
+  if (fl->failed.valid && fl->failed.first_ts == first && fl->failed.last_ts == last && fl->failed.len == p->len) {
+    fid = fl->failed.fid; /* the same records, so the same bytes: written already */
+  } else {
+    if (fl->failed.valid) {
+      fm_fid_format(&fl->failed.fid, fid_text, sizeof fid_text);
+      fm_log_warn("log chunk %s of a failed flush is not used again; its space stays taken", fid_text);
+    }
+    fl->failed.valid = false;
+    rc = fm_chunk_store_assign(fl->cfg.chunks, &fid);
+    if (rc != 0) {
+      snprintf(p->err, sizeof p->err, "assigning a chunk: %s", fm_strerror(rc));
+      return rc;
+    }
+    rc = fm_chunk_store_write(fl->cfg.chunks, &fid, p->buf, p->len, p->err, sizeof p->err);
+    /* on disk before the records it holds leave the store, with or without -store.sync: those records may long
+     * have been durable, and a power cut must not trade them for a needle that never reached the disk */
+    if (rc == 0)
+      rc = fm_chunk_store_sync(fl->cfg.chunks, fid.volume_id, p->err, sizeof p->err);
+    if (rc != 0)
+      return rc;
   }
   fm_fid_format(&fid, fid_text, sizeof fid_text);
-  rc = fm_chunk_store_write(fl->cfg.chunks, &fid, p->buf, p->len, p->err, sizeof p->err);
-  if (rc != 0)
-    return rc;
 
   /* the chunk's ETag is what an upload reports: the base64 MD5 of its bytes */
   unsigned char md[EVP_MAX_MD_SIZE];
@@ -155,7 +180,9 @@ static int write_chunk(pass *p)
   chunk.file_id = fid_text;
   chunk.offset = 0;
   chunk.size = p->len;
-  chunk.modified_ts_ns = fm_now_ns();
+  /* never before its last record: upstream's readers skip a chunk whose modified_ts_ns + 1 min <= their start, and
+   * event ts run ahead of a clock that stepped back */
+  chunk.modified_ts_ns = fm_now_ns() > last ? fm_now_ns() : last;
   chunk.e_tag = etag;
   FilerPb__FileChunk *chunks[1] = { &chunk };
 
@@ -174,9 +201,14 @@ static int write_chunk(pass *p)
   c.state.records += (int64_t)p->nts;
   rc = apply_change(fl, &c, p->err, sizeof p->err);
   if (rc != 0) {
-    fm_chunk_store_delete(fl->cfg.chunks, &fid); /* nothing refers to it */
+    fl->failed.valid = true;
+    fl->failed.fid = fid;
+    fl->failed.first_ts = first;
+    fl->failed.last_ts = last;
+    fl->failed.len = p->len;
     return rc;
   }
+  fl->failed.valid = false;
   fl->state = c.state;
   fm_logbuf_set_flushed(fl->cfg.logbuf, c.state.flushed_ts_ns);
   p->records += p->nts;
@@ -303,13 +335,13 @@ out:
   return rc != 0 ? rc : p->rc;
 }
 
-/* Writes everything committed by now. */
-static void run_pass(fm_log_flusher *fl)
+/* Writes everything committed by now. Returns 0 or the error that stopped the pass. */
+static int run_pass(fm_log_flusher *fl)
 {
   int64_t limit = fm_filer_committed_ts(fl->cfg.filer);
   atomic_store(&fl->pending, 0);
   if (limit <= fl->state.flushed_ts_ns)
-    return;
+    return 0;
   int64_t t0 = fm_mono_ns();
   pass p = {
     .fl = fl, .limit = limit, .minute = -1, .buf = fl->buf, .cap = fl->buf_cap, .ts = fl->ts, .capts = fl->ts_cap
@@ -340,6 +372,7 @@ static void run_pass(fm_log_flusher *fl)
   fl->buf_cap = p.cap;
   fl->ts = p.ts;
   fl->ts_cap = p.capts;
+  return rc;
 }
 
 /* ================================================================ retention */
@@ -492,17 +525,30 @@ static void *flusher_main(void *arg)
 {
   fm_log_flusher *fl = arg;
   int64_t next_pass = fm_mono_ns() + fl->cfg.interval_ns;
+  int64_t not_before = 0; /* no pass before this after a failed one, kick or not */
   fl->next_retention_ns = fm_mono_ns();
   for (;;) {
     if (fm_mono_ns() >= fl->next_retention_ns) {
       run_retention(fl);
       fl->next_retention_ns = fm_mono_ns() + RETENTION_CHECK_NS;
     }
-    run_pass(fl);
+    if (fm_mono_ns() >= not_before) {
+      if (run_pass(fl) != 0) {
+        fl->backoff_ns = fl->backoff_ns == 0 ? INT64_C(1000000000) : fl->backoff_ns * 2;
+        if (fl->backoff_ns > fl->cfg.interval_ns)
+          fl->backoff_ns = fl->cfg.interval_ns;
+        not_before = fm_mono_ns() + fl->backoff_ns;
+      } else {
+        fl->backoff_ns = 0;
+        not_before = 0;
+      }
+    }
 
     pthread_mutex_lock(&fl->mu);
     int64_t wake = next_pass < fl->next_retention_ns ? next_pass : fl->next_retention_ns;
-    while (!fl->stopping && !fl->kick && fm_mono_ns() < wake) {
+    if (not_before > 0)
+      wake = not_before; /* a failed pass left work: retry then, and not before */
+    while (!fl->stopping && !(fl->kick && fm_mono_ns() >= not_before) && fm_mono_ns() < wake) {
       struct timespec ts;
       deadline_timespec(wake, &ts);
       pthread_cond_timedwait(&fl->cv, &fl->mu, &ts);
@@ -527,16 +573,44 @@ static void *flusher_main(void *arg)
 
 typedef struct recovery {
   fm_logbuf *logbuf;
-  size_t n;
+  uint64_t total;   /* bytes of the records after the flushed watermark */
+  uint64_t skip;    /* the oldest of them to leave in the store: what does not fit in half the buffer */
+  uint64_t skipped; /* bytes left so far */
+  int64_t floor;    /* the newest record left in the store */
+  bool floor_set;
+  size_t n, lost;
   int rc;
   int64_t ts;
 } recovery;
 
+static bool size_record(void *arg, int64_t ts_ns, const void *event, size_t len)
+{
+  (void)ts_ns;
+  (void)event;
+  ((recovery *)arg)->total += len;
+  return true;
+}
+
 static bool recover_record(void *arg, int64_t ts_ns, const void *event, size_t len)
 {
   recovery *r = arg;
-  r->rc = fm_logbuf_append(r->logbuf, ts_ns, event, len);
   r->ts = ts_ns;
+  if (r->skipped < r->skip) {
+    r->skipped += len;
+    r->floor = ts_ns;
+    return true;
+  }
+  if (!r->floor_set && r->floor > 0) {
+    r->floor_set = true;
+    if ((r->rc = fm_logbuf_set_floor_ts(r->logbuf, r->floor)) != 0)
+      return false;
+  }
+  r->rc = fm_logbuf_append(r->logbuf, ts_ns, event, len);
+  if (r->rc == FM_ENOMEM) { /* the buffer stops vouching for it (its floor rises); the flusher reads the store */
+    r->lost++;
+    r->rc = 0;
+    return true;
+  }
   r->n += r->rc == 0;
   return r->rc == 0;
 }
@@ -553,12 +627,29 @@ int fm_log_flusher_recover(fm_store *store, fm_logbuf *logbuf, size_t *recovered
     snprintf(err, errlen, "log buffer: cannot start at %" PRId64 ": %s", st.flushed_ts_ns, fm_strerror(rc));
     return rc;
   }
+  /* A backlog bigger than half the buffer (a store written before there was a flusher, or a flusher that could not
+   * write for long) is not loaded whole: only its newest part, the rest stays in the write-ahead records, where the
+   * flusher (and readers, through the floor) find it. */
   recovery r = { .logbuf = logbuf };
+  rc = fm_store_events(store, st.flushed_ts_ns, size_record, &r, err, errlen);
+  if (rc != 0)
+    return rc;
+  fm_logbuf_stats bs;
+  fm_logbuf_get_stats(logbuf, &bs);
+  uint64_t budget = bs.size_bytes / 2;
+  r.skip = r.total > budget ? r.total - budget : 0;
   rc = fm_store_events(store, st.flushed_ts_ns, recover_record, &r, err, errlen);
   if (rc == 0 && r.rc != 0) {
     rc = r.rc;
     snprintf(err, errlen, "loading write-ahead record %" PRId64 " into the log buffer: %s", r.ts, fm_strerror(rc));
   }
+  if (rc == 0 && r.skip > 0)
+    fm_log_info("%" PRIu64 " bytes of metadata events not yet in log files: the oldest %" PRIu64
+                " stay in the write-ahead records until the flusher writes them",
+                r.total, r.skipped);
+  if (rc == 0 && r.lost > 0)
+    fm_log_warn("%zu recovered events did not fit in memory; the flusher reads them from the write-ahead records",
+                r.lost);
   *recovered = r.n;
   return rc;
 }

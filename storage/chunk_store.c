@@ -1129,6 +1129,23 @@ int fm_chunk_store_read(fm_chunk_store *s, const fm_fid *fid, void **data, size_
 
 /* ================================================================ queries */
 
+int fm_chunk_store_sync(fm_chunk_store *s, uint32_t volume_id, char *err, size_t errlen)
+{
+  pthread_mutex_lock(&s->wmu); /* volumes are created under it; their fds live as long as the store */
+  volume *v = find_volume(s, volume_id);
+  int rc = 0;
+  if (v == NULL) {
+    snprintf(err, errlen, "volume %" PRIu32 " does not exist", volume_id);
+    rc = FM_ENOTFOUND;
+  } else if (fdatasync(v->dat) != 0 || fdatasync(v->idx) != 0) {
+    int e = errno;
+    snprintf(err, errlen, "cannot sync volume %" PRIu32 ": %s", volume_id, strerror(e));
+    rc = errno_to_fm(e);
+  }
+  pthread_mutex_unlock(&s->wmu);
+  return rc;
+}
+
 bool fm_chunk_store_has_volume(fm_chunk_store *s, uint32_t volume_id)
 {
   pthread_rwlock_rdlock(&s->rw);

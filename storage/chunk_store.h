@@ -123,6 +123,11 @@ int fm_chunk_store_stat(fm_chunk_store *s, const fm_fid *fid, fm_chunk_needle_in
  */
 int fm_chunk_store_delete(fm_chunk_store *s, const fm_fid *fid);
 
+/* Makes what was written to volume `volume_id` durable (fdatasync of its .dat, then its .idx), for a writer that must
+ * not go on before its needle is on disk even without the sync option (the flusher, before it deletes the records a
+ * chunk holds). Returns 0, FM_ENOTFOUND or FM_EIO with `err`. */
+int fm_chunk_store_sync(fm_chunk_store *s, uint32_t volume_id, char *err, size_t errlen);
+
 /* True if volume `volume_id` exists (LookupVolume). */
 bool fm_chunk_store_has_volume(fm_chunk_store *s, uint32_t volume_id);
 

@@ -20,6 +20,7 @@
 #include "error.h"
 #include "filer.pb-c.h"
 #include "log.h"
+#include "storage_internal.h"
 
 /* ================================================================ names */
 
@@ -149,21 +150,6 @@ bool fm_log_parse_file_name(const char *name, size_t len, int64_t *minute_ns, ui
 /* Longest chunk accepted: upstream uploads pieces of at most 8 MiB, so a size over this is damage, and it bounds what
  * a gunzip allocates. */
 #define LOG_CHUNK_MAX (UINT64_C(1) << 30)
-
-/* protobuf-c's allocator plus a note of a failed allocation: unpack returns NULL for malformed bytes and for a failed
- * malloc alike, and only the first is damage. */
-static void *pb_alloc(void *oom, size_t size)
-{
-  void *p = malloc(size);
-  if (p == NULL && size > 0)
-    *(bool *)oom = true;
-  return p;
-}
-
-static void pb_free(void *oom, void *p)
-{
-  free(p);
-}
 
 typedef struct day_ref {
   int64_t day_ns;
@@ -434,7 +420,7 @@ static bool chunk_from_pb(const FilerPb__FileChunk *pb, fm_log_chunk *c, char *w
 static int build_file(fm_log_files *l, const listed *e, fm_log_file **out, char *err, size_t errlen)
 {
   bool oom = false;
-  ProtobufCAllocator allocator = { .alloc = pb_alloc, .free = pb_free, .allocator_data = &oom };
+  ProtobufCAllocator allocator = fm_storage__oom_allocator(&oom);
   FilerPb__Entry *en = filer_pb__entry__unpack(&allocator, e->len, e->value);
   if (en == NULL && oom)
     return FM_ENOMEM;

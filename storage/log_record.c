@@ -254,27 +254,11 @@ static int take(fm_log_reader *r, size_t want)
   return 0;
 }
 
-/* protobuf-c's allocator, plus a note of a failed allocation: unpack returns NULL for malformed bytes and for a
- * failed malloc alike, and only the first is corruption. Blocks are plain malloc blocks, so the message is freed
- * with the default allocator. */
-static void *pb_alloc(void *oom, size_t size)
-{
-  void *p = malloc(size);
-  if (p == NULL && size > 0)
-    *(bool *)oom = true;
-  return p;
-}
-
-static void pb_free(void *oom, void *p)
-{
-  free(p);
-}
-
 /* Unpacks the record at raw[0..4+len) into *rec. The record starts at fm_log_reader_pos(). */
 static int decode(fm_log_reader *r, const uint8_t *raw, uint32_t len, fm_log_record *rec, char *err, size_t errlen)
 {
   bool oom = false;
-  ProtobufCAllocator allocator = { .alloc = pb_alloc, .free = pb_free, .allocator_data = &oom };
+  ProtobufCAllocator allocator = fm_storage__oom_allocator(&oom);
   FilerPb__LogEntry *e = filer_pb__log_entry__unpack(&allocator, len, raw + FM_LOG_RECORD_PREFIX);
   if (e == NULL && oom)
     return FM_ENOMEM;

@@ -1,11 +1,37 @@
 /* Inside storage/: the key layout of the filer store (store_keys.c), shared
- * by store.c and the unit tests, and the big-endian integer helpers every
- * on-disk format in storage/ uses. */
+ * by store.c and the unit tests, the big-endian integer helpers every on-disk
+ * format in storage/ uses, and the protobuf-c allocator the log decoders use. */
 #ifndef FM_STORAGE_INTERNAL_H
 #define FM_STORAGE_INTERNAL_H
 
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+
+/* protobuf-c's allocator plus a note of a failed allocation: unpack returns NULL for malformed bytes and for a failed
+ * malloc alike, and only the first is damage. Blocks are plain malloc blocks, so the message is freed with the
+ * default allocator. */
+static inline void *fm_storage__pb_alloc(void *oom, size_t size)
+{
+  void *p = malloc(size);
+  if (p == NULL && size > 0)
+    *(bool *)oom = true;
+  return p;
+}
+
+static inline void fm_storage__pb_free(void *oom, void *p)
+{
+  (void)oom;
+  free(p);
+}
+
+/* The allocator above, noting failures in *oom. */
+static inline ProtobufCAllocator fm_storage__oom_allocator(bool *oom)
+{
+  return (ProtobufCAllocator){ .alloc = fm_storage__pb_alloc, .free = fm_storage__pb_free, .allocator_data = oom };
+}
 
 /* Big-endian loads and stores: keys, signatures, record lengths, needles. */
 static inline void fm_storage__put_be32(uint8_t *p, uint32_t v)

@@ -3,11 +3,13 @@
  * its per-minute log files, then the write-ahead records no log file holds yet
  * (left by a crash). For people checking what a filer recorded, and for the
  * durability tests. */
+#include <errno.h>
 #include <inttypes.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "chunk_store.h"
 #include "error.h"
@@ -101,6 +103,9 @@ static int dump_log_files(fm_store *store, const char *dir, int64_t since, dump 
     fprintf(stderr, "filermeta log: -dir too long\n");
     return 1;
   }
+  struct stat sb;
+  if (stat(path, &sb) != 0 && errno == ENOENT)
+    return 0; /* a data dir from before the chunk store: write-ahead records only */
   fm_chunk_store *chunks = NULL;
   if (fm_chunk_store_open(path, 0, NULL, &chunks, err, sizeof err) != 0) {
     fprintf(stderr, "filermeta log: %s\n", err);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "chunk_store.h"
 #include "clock.h"
@@ -94,11 +95,12 @@ static int teardown(void **state)
   return 0;
 }
 
-/* Starts a "server" as main.c does: buffer, recovery, filer, flusher. */
-static void start_server(fixture *f, size_t chunk_bytes, int retention_days)
+/* Starts a "server" as main.c does: buffer (buffer_bytes, 0 for the default), recovery, filer, flusher. */
+static void start_server_sized(fixture *f, size_t buffer_bytes, size_t chunk_bytes, int retention_days)
 {
   char err[FM_ERR_LEN] = "";
-  assert_int_equal(fm_logbuf_new(NULL, &f->logbuf), 0);
+  fm_logbuf_options lopt = { .size_bytes = buffer_bytes };
+  assert_int_equal(fm_logbuf_new(&lopt, &f->logbuf), 0);
   assert_int_equal(fm_log_flusher_recover(f->store, f->logbuf, &f->recovered, err, sizeof err), 0);
   assert_int_equal(fm_filer_new(f->store, SIG, &f->filer, err, sizeof err), 0);
   fm_filer_set_event_hook(f->filer, fm_logbuf_event_hook, f->logbuf);
@@ -113,6 +115,11 @@ static void start_server(fixture *f, size_t chunk_bytes, int retention_days)
     .retention_days = retention_days,
   };
   assert_int_equal(fm_log_flusher_start(&cfg, &f->flusher, err, sizeof err), 0);
+}
+
+static void start_server(fixture *f, size_t chunk_bytes, int retention_days)
+{
+  start_server_sized(f, 0, chunk_bytes, retention_days);
 }
 
 /* An event as the filer would have logged it: a create of <dir>/f<i>. Caller frees. */
@@ -516,6 +523,80 @@ static void test_events_memory_lacks_come_from_the_write_ahead_records(void **st
   free(log);
 }
 
+/* A backlog bigger than half the buffer: only its newest part is loaded, the rest is flushed from the store. */
+static void test_recovery_of_a_backlog_larger_than_the_buffer(void **state)
+{
+  fixture *f = *state;
+  enum { N = 2000 };
+  int64_t ts[N];
+  for (int i = 0; i < N; i++)
+    ts[i] = DAY1 + i * 10 * INT64_C(1000000);
+  put_wal(f, ts, N, 400); /* ~0.9 MB */
+  start_server_sized(f, 256 << 10, 64 << 10, 0);
+  assert_true(f->recovered > 0 && f->recovered < N / 2);
+  assert_int_equal(fm_logbuf_oldest_ts(f->logbuf), ts[N - f->recovered]);
+  assert_int_equal(fm_logbuf_floor_ts(f->logbuf), ts[N - f->recovered - 1]);
+  stop_server(f);
+  assert_int_equal(wal_count(f), 0);
+  found_list *log = calloc(1, sizeof *log);
+  read_log(f, 64 << 10, log);
+  assert_int_equal(log->n, N);
+  for (size_t i = 0; i < N; i++) {
+    assert_int_equal(log->v[i].ts, ts[i]);
+    assert_int_equal(log->v[i].offset, (int64_t)i);
+  }
+  free_found(log);
+  free(log);
+}
+
+/* A flush whose file change fails (here: /topics is a file) is retried after a pause with the same chunk, so a
+ * failing store does not fill the chunk store. */
+static void test_failed_flush_is_retried_with_the_same_chunk(void **state)
+{
+  fixture *f = *state;
+  int64_t ts[] = { DAY1 + SEC, DAY1 + 2 * SEC };
+  put_wal(f, ts, 2, 10);
+  FilerPb__Entry file = FILER_PB__ENTRY__INIT;
+  file.name = (char *)"topics";
+  uint8_t buf[64];
+  size_t len = filer_pb__entry__pack(&file, buf);
+  fm_store_batch *b = fm_store_batch_new();
+  fm_store_batch_put_entry(b, "/", "topics", buf, len);
+  char err[FM_ERR_LEN];
+  assert_int_equal(fm_store_write(f->store, b, err, sizeof err), 0);
+
+  start_server(f, 0, 0);
+  fm_log_flusher_stats st;
+  for (int i = 0; i < 200; i++) { /* the first pass fails at once */
+    fm_log_flusher_get_stats(f->flusher, &st);
+    if (st.errors > 0)
+      break;
+    struct timespec ts10 = { 0, 10000000 };
+    nanosleep(&ts10, NULL);
+  }
+  assert_true(st.errors > 0);
+  assert_int_equal(st.records, 0);
+  fm_store_batch_clear(b);
+  fm_store_batch_delete_entry(b, "/", "topics");
+  assert_int_equal(fm_store_write(f->store, b, err, sizeof err), 0);
+  fm_store_batch_free(b);
+  for (int i = 0; i < 500; i++) { /* retried after about a second */
+    fm_log_flusher_get_stats(f->flusher, &st);
+    if (st.records == 2)
+      break;
+    struct timespec ts10 = { 0, 10000000 };
+    nanosleep(&ts10, NULL);
+  }
+  assert_int_equal(st.records, 2);
+  assert_true(st.errors <= 2); /* paced: not one failure per wake-up */
+  stop_server(f);
+  struct fm_chunk_store_stats cs;
+  fm_chunk_store_stats(f->chunks, &cs);
+  assert_int_equal(cs.needles, 1); /* the chunk of the failed attempt is the one the file holds */
+  assert_int_equal(cs.deleted_needles, 0);
+  assert_int_equal(wal_count(f), 0);
+}
+
 static void done_noop(fm_mutation *m)
 {
   (void)m;
@@ -564,6 +645,8 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_crash_between_flushes_gives_identical_records, setup, teardown),
     cmocka_unit_test_setup_teardown(test_retention_removes_old_days_and_their_chunks, setup, teardown),
     cmocka_unit_test_setup_teardown(test_events_memory_lacks_come_from_the_write_ahead_records, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_recovery_of_a_backlog_larger_than_the_buffer, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_failed_flush_is_retried_with_the_same_chunk, setup, teardown),
     cmocka_unit_test_setup_teardown(test_create_under_the_log_dir_makes_no_events, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
