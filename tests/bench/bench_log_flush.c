@@ -117,7 +117,9 @@ int main(int argc, char **argv)
     event_bytes = fill_wal(store, t0, n, bytes);
 
     fm_logbuf *logbuf = NULL;
-    fm_logbuf_options lopt = { .size_bytes = (size_t)64 << 20 };
+    /* room for the whole backlog (recovery loads at most half the buffer): the pass reads memory, as it does when
+     * the flusher keeps up */
+    fm_logbuf_options lopt = { .size_bytes = (size_t)(2 * event_bytes * 11 / 10) + ((size_t)64 << 20) };
     if (fm_logbuf_new(&lopt, &logbuf) != 0)
       die("logbuf", "new");
     int64_t a = fm_mono_ns();
