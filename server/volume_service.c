@@ -13,10 +13,6 @@
 #include "log.h"
 #include "rpc_server.h"
 
-/* At most this many unknown volume ids are named in a LookupVolume error; the
- * message travels in a trailer, whose size clients limit. */
-#define MAX_NAMED_UNKNOWN 16
-
 static void fill_location(const fm_volume_service *svc, FilerPb__Location *loc)
 {
   loc->url = (char *)(uintptr_t)svc->url;
@@ -94,13 +90,13 @@ static int cmp_str_ptr(const void *a, const void *b)
 /*
  * Every requested id must be a decimal volume id, else INVALID_ARGUMENT naming
  * it (upstream fails the call too, "invalid volume id ..."). A volume this
- * filer holds maps to one Location, this filer. For an unknown volume,
- * upstream's filer fails the whole call with "volume <id> not found" (one line
- * per unknown id) and gRPC drops the partial map; Locations has no error field
- * to say it per volume. We do the same, with status NOT_FOUND instead of
- * upstream's UNKNOWN and upstream's text, which Go readers of log-file chunks
- * recognise ("not found") to skip a file whose chunks are gone. Each distinct
- * id string appears once in the map, spelled as requested ("007" stays "007").
+ * filer holds maps to one Location, this filer. An unknown volume maps to an
+ * empty Locations: SeaweedFS's Go FilerClient reads "an entry without
+ * locations and no gRPC error" as "volume not found", while it counts a call
+ * that fails as a failure of the filer itself (its circuit breaker then skips
+ * the filer). Locations has no field for a message; the lookup is logged.
+ * Each distinct id string appears once in the map, spelled as requested
+ * ("007" stays "007").
  */
 static void on_lookup(fm_rpc_call *call, const ProtobufCMessage *msg)
 {
@@ -135,38 +131,25 @@ static void on_lookup(fm_rpc_call *call, const ProtobufCMessage *msg)
   fill_location(svc, &loc);
   locs.n_locations = 1;
   locs.locations = &locp;
+  FilerPb__Locations none = FILER_PB__LOCATIONS__INIT;
   FilerPb__LookupVolumeResponse resp = FILER_PB__LOOKUP_VOLUME_RESPONSE__INIT;
   resp.locations_map = entry_ptrs;
-  char unknown[1024];
-  size_t unknown_len = 0, nunknown = 0;
-  unknown[0] = '\0';
   for (size_t i = 0; i < n; i++) {
     if (i > 0 && strcmp(ids[i], ids[i - 1]) == 0)
       continue;
     uint32_t id = 0;
     parse_volume_id(ids[i], &id);
-    if (!fm_chunk_store_has_volume(svc->chunks, id)) {
-      if (nunknown++ < MAX_NAMED_UNKNOWN && unknown_len < sizeof unknown) {
-        int w = snprintf(unknown + unknown_len, sizeof unknown - unknown_len, "%svolume %s not found",
-                         unknown_len > 0 ? "\n" : "", ids[i]);
-        unknown_len += w > 0 ? (size_t)w : 0;
-      }
-      continue;
-    }
+    bool known = fm_chunk_store_has_volume(svc->chunks, id);
+    if (!known)
+      fm_log_debug("LookupVolume: volume %s not found", ids[i]);
     FilerPb__LookupVolumeResponse__LocationsMapEntry e = FILER_PB__LOOKUP_VOLUME_RESPONSE__LOCATIONS_MAP_ENTRY__INIT;
     e.key = ids[i];
-    e.value = &locs;
+    e.value = known ? &locs : &none;
     entries[resp.n_locations_map] = e;
     entry_ptrs[resp.n_locations_map] = &entries[resp.n_locations_map];
     resp.n_locations_map++;
   }
-  if (nunknown > MAX_NAMED_UNKNOWN)
-    fm_rpc_call_finishf(call, GRPC_STATUS_NOT_FOUND, "%.900s\n(%zu more volumes not found)", unknown,
-                        nunknown - MAX_NAMED_UNKNOWN);
-  else if (nunknown > 0)
-    fm_rpc_call_finish(call, GRPC_STATUS_NOT_FOUND, unknown);
-  else
-    fm_rpc_call_reply(call, &resp.base);
+  fm_rpc_call_reply(call, &resp.base);
 out:
   free(ids);
   free(entries);
