@@ -757,6 +757,9 @@ static void end_streams(fm_rpc_server *srv)
 
 /* Waits until the shutdown tag fired, or (if calls_only) until no call is
  * live, or until `deadline` passed; returns whether the wait was satisfied. */
+/* At shutdown, how long connections may take to flush the statuses of calls that just ended before they are closed. */
+#define STATUS_FLUSH_MS 200
+
 static bool wait_shutdown(fm_rpc_server *srv, gpr_timespec deadline, bool calls_only)
 {
   struct timespec ts;
@@ -797,8 +800,17 @@ void fm_rpc_server_shutdown(fm_rpc_server *srv, int64_t grace_ms)
   /* The grace is for calls in progress. Idle client connections would hold
    * the shutdown notification until they close, so once no call is left
    * (or the grace is over) cancel_all_calls also disconnects them. */
-  if (!wait_shutdown(srv, deadline, true))
+  if (!wait_shutdown(srv, deadline, true)) {
     fm_log_warn("calls still running after %lld ms; cancelling them", (long long)grace_ms);
+  } else {
+    /* Every call has sent its status, but a status handed to the transport may not be on the wire yet, and
+     * cancel_all_calls closes the connections at once: a client would see CANCELLED instead of the status (seen
+     * under load with 20 streams ending UNAVAILABLE). Connections whose clients go away close by themselves; give
+     * the rest a moment to flush before forcing them. */
+    gpr_timespec flush =
+        gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(STATUS_FLUSH_MS, GPR_TIMESPAN));
+    wait_shutdown(srv, gpr_time_cmp(flush, deadline) < 0 ? flush : deadline, false);
+  }
   grpc_server_cancel_all_calls(srv->server);
   wait_shutdown(srv, gpr_inf_future(GPR_CLOCK_MONOTONIC), false);
 }

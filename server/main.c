@@ -340,8 +340,10 @@ int main(int argc, char **argv)
     fprintf(stderr, "filermetad: %s\n", err);
     goto out;
   }
-  fm_log_info("filermetad %s serving gRPC on %s:%d and HTTP on %s:%d, data in %s, signature %d", fm_filer_version(),
-              bind_ip, grpc_port, bind_ip, http_port, fm_data_dir_path(dir), (int)filer.signature);
+  fm_log_info("filermetad %s serving gRPC on %s:%d and HTTP on %s:%d, data in %s, signature %d, metadata log files "
+              "HH-MM.%08x",
+              fm_filer_version(), bind_ip, grpc_port, bind_ip, http_port, fm_data_dir_path(dir), (int)filer.signature,
+              fcfg.filer_id);
 
   int sig = 0;
   while (sigwait(&sigs, &sig) != 0) {
