@@ -1,0 +1,117 @@
+/* The bump arena: a list of blocks, newest first; allocations come from the newest. */
+#include "arena.h"
+
+#include <stdalign.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#define ARENA_ALIGN alignof(max_align_t)
+#define ARENA_MIN_BLOCK_DEFAULT ((size_t)4 << 10)
+#define ARENA_KEEP_MAX_DEFAULT ((size_t)1 << 20)
+
+struct fm_arena_block {
+  struct fm_arena_block *next;
+  size_t size; /* bytes of data */
+  max_align_t data[];
+};
+
+void fm_arena_init(fm_arena *a, size_t min_block, size_t keep_max)
+{
+  *a = (fm_arena){ 0 };
+  a->min_block = min_block > 0 ? min_block : ARENA_MIN_BLOCK_DEFAULT;
+  a->keep_max = keep_max > 0 ? keep_max : ARENA_KEEP_MAX_DEFAULT;
+  if (a->keep_max < a->min_block)
+    a->keep_max = a->min_block;
+}
+
+static void free_blocks(struct fm_arena_block *b)
+{
+  while (b != NULL) {
+    struct fm_arena_block *next = b->next;
+    free(b);
+    b = next;
+  }
+}
+
+void fm_arena_destroy(fm_arena *a)
+{
+  free_blocks(a->head);
+  a->head = NULL;
+  a->used = 0;
+  a->total = 0;
+}
+
+void *fm_arena_alloc(fm_arena *a, size_t size)
+{
+  /* size 0 still takes one unit so that every pointer is distinct and non-NULL */
+  if (size > SIZE_MAX - ARENA_ALIGN) {
+    a->failed = true;
+    return NULL;
+  }
+  size_t n = size == 0 ? ARENA_ALIGN : (size + ARENA_ALIGN - 1) & ~(ARENA_ALIGN - 1);
+  if (a->head == NULL || a->head->size - a->used < n) {
+    /* a new block: what the last cycle needed, else twice the current one, and at least this allocation */
+    size_t bsize = a->head == NULL ? (a->hint > a->min_block ? a->hint : a->min_block) : a->head->size;
+    if (a->head != NULL && bsize <= (SIZE_MAX - sizeof(struct fm_arena_block)) / 2)
+      bsize *= 2;
+    if (bsize < n)
+      bsize = n;
+    if (bsize > SIZE_MAX - sizeof(struct fm_arena_block)) {
+      a->failed = true;
+      return NULL;
+    }
+    struct fm_arena_block *b = malloc(sizeof *b + bsize);
+    if (b == NULL) {
+      a->failed = true;
+      return NULL;
+    }
+    a->mallocs++;
+    b->size = bsize;
+    b->next = a->head;
+    a->head = b;
+    a->used = 0;
+  }
+  void *p = (unsigned char *)a->head->data + a->used;
+  a->used += n;
+  a->total += n;
+  return p;
+}
+
+void fm_arena_reset(fm_arena *a)
+{
+  if (a->head != NULL && (a->head->next != NULL || a->head->size > a->keep_max)) {
+    /* several blocks (or one too big to keep): next time one block of the combined size, allocated when needed */
+    a->hint = a->total < a->keep_max ? a->total : a->keep_max;
+    free_blocks(a->head);
+    a->head = NULL;
+  }
+  a->used = 0;
+  a->total = 0;
+  a->failed = false;
+}
+
+bool fm_arena_failed(const fm_arena *a)
+{
+  return a->failed;
+}
+
+size_t fm_arena_mallocs(const fm_arena *a)
+{
+  return a->mallocs;
+}
+
+static void *arena_pb_alloc(void *data, size_t size)
+{
+  return fm_arena_alloc(data, size);
+}
+
+static void arena_pb_free(void *data, void *p)
+{
+  (void)data;
+  (void)p;
+}
+
+ProtobufCAllocator fm_arena_allocator(fm_arena *a)
+{
+  return (ProtobufCAllocator){ .alloc = arena_pb_alloc, .free = arena_pb_free, .allocator_data = a };
+}
