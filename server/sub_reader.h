@@ -17,7 +17,7 @@
 typedef struct fm_sub_reader fm_sub_reader;
 
 typedef struct fm_sub_reader_config {
-  fm_store *store;        /* borrowed, as are the next two: they outlive the reader */
+  fm_store *store; /* borrowed, as are the next two: they outlive the reader */
   fm_chunk_store *chunks;
   fm_logbuf *logbuf;
   /* While memory does not yet hold what the files do not (the flusher is still writing a backlog out), the reader

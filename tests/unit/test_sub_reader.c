@@ -182,7 +182,7 @@ static size_t read_all(fixture *f, int64_t since, int64_t until, size_t want, in
     (*out)[n++] = ev.ts_ns;
     *from_disk += ev.from_disk;
     if (n % 97 == 0)
-      fm_sub_reader_release(r); /* as a reader whose queue filled up */
+      fm_sub_reader_release(r);      /* as a reader whose queue filled up */
     if (want != 0 && n % 500 == 0) { /* a slow consumer: the writers run ahead, memory moves on */
       struct timespec d = { 0, 20000000 };
       nanosleep(&d, NULL);
