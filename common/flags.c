@@ -34,6 +34,51 @@ static int parse_bool(const char *s, bool *out)
   return FM_EINVAL;
 }
 
+/* Go's time.ParseDuration for non-negative values: one or more <decimal number><unit> with units ns, us (or µs),
+ * ms, s, m, h; "0" alone is allowed. Returns 0 with *ns, or FM_EINVAL (also on overflow). */
+static int parse_duration(const char *s, int64_t *ns)
+{
+  static const struct {
+    const char *unit;
+    double ns;
+  } units[] = { { "ns", 1 },  { "us", 1e3 }, { "\xc2\xb5s", 1e3 }, { "ms", 1e6 },
+                { "s", 1e9 }, { "m", 60e9 }, { "h", 3600e9 } };
+  if (strcmp(s, "0") == 0) {
+    *ns = 0;
+    return 0;
+  }
+  double total = 0;
+  const char *p = s;
+  if (*p == '\0')
+    return FM_EINVAL;
+  while (*p != '\0') {
+    if (!isdigit((unsigned char)*p) && *p != '.')
+      return FM_EINVAL;
+    char *end = NULL;
+    double v = strtod(p, &end);
+    if (end == p)
+      return FM_EINVAL;
+    p = end;
+    size_t best = 0, best_len = 0;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+      size_t l = strlen(units[i].unit);
+      if (strncmp(p, units[i].unit, l) == 0 && l > best_len) {
+        best = i;
+        best_len = l;
+      }
+    }
+    if (best_len == 0)
+      return FM_EINVAL;
+    /* the longest unit that matches: "ms" is not "m" then "s" */
+    total += v * units[best].ns;
+    p += best_len;
+  }
+  if (total > 9.2e18)
+    return FM_EINVAL;
+  *ns = (int64_t)total;
+  return 0;
+}
+
 /* Stores `val` into flag `f`; fills err on a bad value. */
 static int set_value(fm_flag *f, const char *val, char *err, size_t errlen)
 {
@@ -64,6 +109,19 @@ static int set_value(fm_flag *f, const char *val, char *err, size_t errlen)
   case FM_FLAG_STRING:
     *(const char **)f->value = val;
     break;
+  case FM_FLAG_DURATION: {
+    int64_t ns = 0;
+    if (parse_duration(val, &ns) != 0) {
+      snprintf(err, errlen, "invalid value \"%s\" for flag -%s: not a duration (e.g. 2m, 30s, 500ms)", val, f->name);
+      return FM_EINVAL;
+    }
+    if ((f->min != 0 || f->max != 0) && (ns < f->min || ns > f->max)) {
+      snprintf(err, errlen, "invalid value \"%s\" for flag -%s: out of range", val, f->name);
+      return FM_EINVAL;
+    }
+    *(int64_t *)f->value = ns;
+    break;
+  }
   }
   f->set = true;
   return 0;
@@ -136,6 +194,16 @@ void fm_flags_usage(FILE *out, const fm_flag *flags, size_t n)
     case FM_FLAG_INT:
       fprintf(out, "  -%s int\n    \t%s (default %" PRId64 ")\n", f->name, f->help, *(int64_t *)f->value);
       break;
+    case FM_FLAG_DURATION: {
+      int64_t v = *(int64_t *)f->value;
+      if (v % 60000000000 == 0)
+        fprintf(out, "  -%s duration\n    \t%s (default %" PRId64 "m)\n", f->name, f->help, v / 60000000000);
+      else if (v % 1000000000 == 0)
+        fprintf(out, "  -%s duration\n    \t%s (default %" PRId64 "s)\n", f->name, f->help, v / 1000000000);
+      else
+        fprintf(out, "  -%s duration\n    \t%s (default %" PRId64 "ms)\n", f->name, f->help, v / 1000000);
+      break;
+    }
     case FM_FLAG_STRING: {
       const char *d = *(const char **)f->value;
       if (d != NULL && *d != '\0')

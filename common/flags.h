@@ -11,9 +11,11 @@
 #include <stdio.h>
 
 typedef enum fm_flag_type {
-  FM_FLAG_BOOL,   /* value: bool * */
-  FM_FLAG_INT,    /* value: int64_t *, checked against [min, max] */
-  FM_FLAG_STRING, /* value: const char ** (borrowed from argv) */
+  FM_FLAG_BOOL,     /* value: bool * */
+  FM_FLAG_INT,      /* value: int64_t *, checked against [min, max] */
+  FM_FLAG_STRING,   /* value: const char ** (borrowed from argv) */
+  FM_FLAG_DURATION, /* value: int64_t * in ns; Go's time.ParseDuration syntax ("2m", "1.5s", "300ms", "1h30m"); at
+                       least 0, checked against [min, max] */
 } fm_flag_type;
 
 typedef struct fm_flag {

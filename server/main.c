@@ -31,6 +31,8 @@
 #include "reflection_service.h"
 #include "rpc_server.h"
 #include "store.h"
+#include "sub_registry.h"
+#include "sub_service.h"
 #include "volume_service.h"
 
 typedef struct options {
@@ -52,6 +54,7 @@ typedef struct options {
   int64_t flush_interval_sec;
   int64_t retention_days;
   int64_t log_chunk_kb;
+  int64_t batch_behind_ns;
 } options;
 
 /* jemalloc's options, read at its first allocation (a plain global, ignored where jemalloc is not linked, as in
@@ -122,6 +125,7 @@ int main(int argc, char **argv)
     .grace_ms = 2000,
     .verbosity = FM_LOG_INFO,
     .logbuf_mb = 64,
+    .batch_behind_ns = FM_SUB_BATCH_BEHIND_DEFAULT,
     .flush_interval_sec = 60,
     .log_chunk_kb = 4096,
   };
@@ -152,6 +156,8 @@ int main(int argc, char **argv)
       "write buffered metadata events to the per-minute log files at least this often", 1, 86400, false },
     { "metaLog.retentionDays", FM_FLAG_INT, &o.retention_days,
       "remove metadata log files of days that ended this many days ago (0 keeps them forever)", 0, 100000, false },
+    { "metaLog.batchBehind", FM_FLAG_DURATION, &o.batch_behind_ns,
+      "subscribers that asked for batches get up to 256 events per message while this far behind", 0, 0, false },
     { "metaLog.chunkKB", FM_FLAG_INT, &o.log_chunk_kb, "largest chunk of a metadata log file, in KiB", 1, 1 << 20,
       false },
     { "v", FM_FLAG_INT, &o.verbosity, "log level: 0 errors, 1 warnings, 2 info, 3 debug", 0, 3, false },
@@ -210,6 +216,8 @@ int main(int argc, char **argv)
   fm_filer_service filer = { 0 };
   fm_reflection_service reflection = { 0 };
   fm_volume_service volumes = { 0 };
+  fm_sub_service subs = { 0 };
+  fm_subreg *registry = NULL;
 
   if (fm_data_dir_open(o.dir, &dir, err, sizeof err) != 0) {
     fprintf(stderr, "filermetad: %s\n", err);
@@ -282,7 +290,7 @@ int main(int argc, char **argv)
   volumes.chunks = chunks;
   if (fm_rpc_methods_new(&methods) != 0 || fm_filer_service_register(methods, &filer) != 0 ||
       fm_entries_service_register(methods, &filer) != 0 || fm_health_service_register(methods) != 0 ||
-      fm_volume_service_register(methods, &volumes) != 0) {
+      fm_volume_service_register(methods, &volumes) != 0 || fm_sub_service_register(methods, &subs) != 0) {
     fprintf(stderr, "filermetad: cannot build the method table\n");
     goto out;
   }
@@ -332,6 +340,20 @@ int main(int argc, char **argv)
   }
   fm_net_join(o.ip, http_port, volumes.url, sizeof volumes.url);
   volumes.grpc_port = (uint32_t)grpc_port;
+  if (fm_subreg_new(filer.filer_address, &registry) != 0) {
+    fprintf(stderr, "filermetad: cannot allocate the subscriber registry\n");
+    goto out;
+  }
+  subs.stream = (fm_sub_stream_config){
+    .store = store,
+    .chunks = chunks,
+    .logbuf = logbuf,
+    .signature = filer.signature,
+    .batch_behind_ns = o.batch_behind_ns,
+    .heartbeat_ns = FM_SUB_HEARTBEAT_DEFAULT,
+    .registry = registry,
+  };
+  subs.flusher = flusher;
   if (fm_rpc_server_start(server) != 0) {
     fprintf(stderr, "filermetad: cannot start the gRPC server threads\n");
     goto out;
@@ -364,7 +386,8 @@ out:
     fm_logbuf_shutdown(logbuf);
   fm_filer_free(engine);
   fm_log_flusher_free(flusher);
-  fm_rpc_server_free(server);
+  fm_rpc_server_free(server); /* waits for every call: every stream and its reader are gone */
+  fm_subreg_free(registry);
   fm_store_free(store);
   fm_chunk_store_free(chunks);
   fm_logbuf_free(logbuf);

@@ -403,12 +403,43 @@ static void test_usage(void **state)
   free(buf);
 }
 
+/* Go duration syntax, non-negative. */
+static void test_duration(void **state)
+{
+  (void)state;
+  int64_t d = 120000000000;
+  fm_flag flags[] = { { "behind", FM_FLAG_DURATION, &d, "how far behind", 0, 0, false } };
+  struct {
+    const char *in;
+    int64_t ns;
+  } ok[] = {
+    { "2m", 120000000000 }, { "1.5s", 1500000000 }, { "300ms", 300000000 },  { "1h30m", 5400000000000 }, { "0", 0 },
+    { "10us", 10000 },      { "7ns", 7 },           { "1m30s", 90000000000 }
+  };
+  for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+    char *argv[] = { (char *)"prog", (char *)"-behind", (char *)ok[i].in, NULL };
+    int first;
+    char err[FM_ERR_LEN];
+    assert_int_equal(fm_flags_parse(flags, 1, 3, argv, &first, err, sizeof err), 0);
+    assert_int_equal(d, ok[i].ns);
+  }
+  const char *bad[] = { "", "2", "-1s", "1x", "s", "1.2.3s", "2m junk", "99999999999h" };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    char *argv[] = { (char *)"prog", (char *)"-behind", (char *)bad[i], NULL };
+    int first;
+    char err[FM_ERR_LEN];
+    assert_int_equal(fm_flags_parse(flags, 1, 3, argv, &first, err, sizeof err), FM_EINVAL);
+    assert_non_null(strstr(err, "not a duration"));
+  }
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
 {
   const struct CMUnitTest tests[] = {
     T(test_space_separated_values),
+    cmocka_unit_test(test_duration),
     T(test_equals_values),
     T(test_double_dash_names),
     T(test_bool_forms),

@@ -182,11 +182,7 @@ static size_t read_all(fixture *f, int64_t since, int64_t until, size_t want, in
     (*out)[n++] = ev.ts_ns;
     *from_disk += ev.from_disk;
     if (n % 97 == 0)
-      fm_sub_reader_release(r);      /* as a reader whose queue filled up */
-    if (want != 0 && n % 500 == 0) { /* a slow consumer: the writers run ahead, memory moves on */
-      struct timespec d = { 0, 20000000 };
-      nanosleep(&d, NULL);
-    }
+      fm_sub_reader_release(r); /* as a reader whose queue filled up */
   }
   if (want != 0 && n == want)
     rc = 0;
@@ -259,28 +255,86 @@ static void *writer_main(void *arg)
   return NULL;
 }
 
-/* A reader following live writes through a tiny buffer falls behind, is sent to the files, and comes back. */
+/* A reader following live writes through a tiny buffer falls behind (it pauses while the writers run on and the
+ * flusher lets memory move past it), is sent to the files, and comes back to memory. */
 static void test_falling_out_of_memory_while_following(void **state)
 {
   (void)state;
   fixture *f = start(32 << 10, 3600 * SEC);
   create_files(f, "/live", 0, 10, 300);
+  fm_sub_reader_config cfg = { .store = f->store, .chunks = f->chunks, .logbuf = f->logbuf };
+  fm_sub_reader *r = NULL;
+  assert_int_equal(fm_sub_reader_open(&cfg, 0, 0, &r), 0);
+  int64_t got[6100];
+  size_t n = 0;
+  fm_sub_event ev;
+  char err[FM_ERR_LEN] = "";
+  for (; n < 5; n++) {
+    assert_int_equal(fm_sub_reader_next(r, &ev, 1000, err, sizeof err), 0);
+    got[n] = ev.ts_ns;
+  }
+  fm_sub_reader_release(r); /* parked, as behind a full queue */
   writer_arg w = { f, 10, 6000 };
   pthread_t t;
   pthread_create(&t, NULL, writer_main, &w);
-  int64_t *got;
-  size_t disk;
-  int end;
-  size_t n = read_all(f, 0, 0, 6001, &got, &disk, &end);
+  /* read on while the writer runs: the reader is behind, then catches up */
+  while (n < 6001) {
+    int rc = fm_sub_reader_next(r, &ev, 5000, err, sizeof err);
+    assert_int_equal(rc, 0);
+    got[n++] = ev.ts_ns;
+  }
   pthread_join(t, NULL);
-  assert_true(disk > 0); /* it did fall out of memory */
+  fm_sub_reader_close(r);
   int64_t *all;
   size_t total = published(f, &all);
   assert_int_equal(total, 6001);
+  for (size_t i = 0; i < n; i++)
+    assert_int_equal(got[i], all[i]);
+  free(all);
+  stop(f);
+}
+
+/* The same, deterministically: the reader waits until everything it has not read is flushed and memory has moved
+ * on, so its next read must go to the files, and then back to memory for what comes after. */
+static void test_sent_to_the_files_and_back(void **state)
+{
+  (void)state;
+  fixture *f = start(32 << 10, 3600 * SEC);
+  create_files(f, "/live", 0, 10, 300);
+  fm_sub_reader_config cfg = { .store = f->store, .chunks = f->chunks, .logbuf = f->logbuf };
+  fm_sub_reader *r = NULL;
+  assert_int_equal(fm_sub_reader_open(&cfg, 0, 0, &r), 0);
+  int64_t got[2200];
+  size_t n = 0, disk = 0;
+  fm_sub_event ev;
+  char err[FM_ERR_LEN] = "";
+  for (; n < 5; n++) {
+    assert_int_equal(fm_sub_reader_next(r, &ev, 1000, err, sizeof err), 0);
+    got[n] = ev.ts_ns;
+  }
+  fm_sub_reader_release(r);
+  create_files(f, "/live", 10, 2000, 300); /* ~600 KB through a 32 KiB buffer */
+  int64_t *all;
+  size_t total = published(f, &all);
+  wait_flushed(f, all[total - 200]);
+  free(all);
+  create_files(f, "/live", 2000, 2010, 300); /* appends evict what was flushed */
+  assert_true(fm_logbuf_floor_ts(f->logbuf) > got[4]);
+  for (;;) {
+    int rc = fm_sub_reader_next(r, &ev, 0, err, sizeof err);
+    if (rc == FM_ETIMEDOUT)
+      break;
+    assert_int_equal(rc, 0);
+    assert_true(n < 2200);
+    got[n++] = ev.ts_ns;
+    disk += ev.from_disk;
+  }
+  fm_sub_reader_close(r);
+  total = published(f, &all);
   assert_int_equal(n, total);
   for (size_t i = 0; i < n; i++)
     assert_int_equal(got[i], all[i]);
-  free(got);
+  assert_true(disk > 0 && disk < n - 5); /* from the files, then from memory */
   free(all);
   stop(f);
 }
@@ -366,6 +420,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_history_then_memory_exactly_once),
     cmocka_unit_test(test_falling_out_of_memory_while_following),
+    cmocka_unit_test(test_sent_to_the_files_and_back),
     cmocka_unit_test(test_reader_waits_for_a_backlog_only_the_flusher_has),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

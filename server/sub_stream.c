@@ -1,0 +1,440 @@
+/*
+ * A subscription stream (sub_stream.h).
+ *
+ * Reader half (its own thread): sub_reader gives events in ts order; sub_filter decides; what is delivered is copied
+ * into the next ring slot (its bytes owned by the slot). Markers (§5.3 item 5), heartbeats (§5.5) and the end of
+ * the stream are slots too, so the client sees everything in order. A full ring parks the reader (having let go of
+ * its buffer segment) until the sender frees a slot: a slow client slows only its own stream.
+ *
+ * Sender half (any thread; mostly the completion-queue thread in on_sent): one send in flight. When the send
+ * completes it takes the next slots: while batching is allowed and the head event is older than batch_behind, up to
+ * FM_SUB_BATCH_MAX event slots in one response (the first event's bytes plus field-4 frames, sub_batch.c); else one.
+ * Nothing waits to fill a batch. An END slot finishes the call with its status.
+ *
+ * Lifetime: two references, the call's side (dropped in on_done) and the reader thread's (dropped when it exits);
+ * the last one frees the stream, the kept request and the call reference. on_done wakes the reader, which notices
+ * within a reader poll (READ_WAIT_MS) at most.
+ */
+#include "sub_stream.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "error.h"
+#include "log.h"
+#include "rpc_codec.h"
+#include "sub_batch.h"
+#include "sub_filter.h"
+#include "sub_reader.h"
+
+/* How long the reader waits for an event before it looks at its flags (and heartbeats) again. */
+#define READ_WAIT_MS 250
+#define READER_STACK (256 * 1024)
+
+typedef enum slot_kind { SLOT_EVENT, SLOT_KEEPALIVE, SLOT_END } slot_kind;
+
+typedef struct slot {
+  uint8_t *bytes; /* owned; NULL for END */
+  size_t len;
+  int64_t ts_ns; /* the event's (0 for keep-alives) */
+  slot_kind kind;
+  grpc_status_code code; /* END */
+  char *message;         /* END, owned */
+} slot;
+
+typedef struct stream {
+  fm_sub_stream_config cfg;
+  fm_rpc_call *call; /* referenced until the stream is freed */
+  FilerPb__SubscribeMetadataRequest *req;
+  fm_subreg_stream *reg;
+  bool batching, heartbeat;
+
+  /* reader thread only */
+  fm_sub_filter filter;
+  fm_sub_reader *reader;
+  int64_t last_sent_mono; /* approximate: for heartbeats */
+
+  pthread_mutex_t mu;
+  pthread_cond_t cv; /* the reader waits here for room or the end */
+  slot ring[FM_SUB_RING_SLOTS];
+  size_t head, count; /* mu */
+  bool sending;       /* mu: a send is in flight */
+  bool finished;      /* mu: the END slot was taken (or the call broke): nothing more is sent */
+  bool done;          /* mu: the call is over (on_done) */
+  bool kick_due;      /* mu: the reader queued events without a kick and will kick (it is catching up) */
+  int refs;           /* mu */
+} stream;
+
+static void slot_free(slot *s)
+{
+  free(s->bytes);
+  free(s->message);
+  memset(s, 0, sizeof *s);
+}
+
+static void stream_unref(stream *st)
+{
+  pthread_mutex_lock(&st->mu);
+  bool last = --st->refs == 0;
+  pthread_mutex_unlock(&st->mu);
+  if (!last)
+    return;
+  for (size_t i = 0; i < st->count; i++)
+    slot_free(&st->ring[(st->head + i) % FM_SUB_RING_SLOTS]);
+  if (st->reg != NULL)
+    fm_subreg_unregister(st->cfg.registry, st->reg);
+  fm_rpc_request_free(&st->req->base);
+  fm_rpc_call_unref(st->call);
+  pthread_cond_destroy(&st->cv);
+  pthread_mutex_destroy(&st->mu);
+  free(st);
+}
+
+/* ================================================================ sender */
+
+static void free_block(void *p)
+{
+  free(p);
+}
+
+/* Takes what goes into the next response from the ring. Holds mu. Returns a byte buffer to send (NULL: nothing to
+ * send), or the END slot's code and message when it comes up. */
+static grpc_byte_buffer *take_locked(stream *st, bool by_sender, bool *end, grpc_status_code *end_code,
+                                     char **end_msg, uint64_t *events, uint64_t *bytes)
+{
+  *end = false;
+  *events = *bytes = 0;
+  if (st->sending || st->finished || st->count == 0)
+    return NULL;
+  slot *h = &st->ring[st->head];
+  /* a reader catching up will kick with a full batch (or when it runs dry): a completed send leaves a partial batch
+   * to it instead of sending it short */
+  if (by_sender && st->kick_due && st->count < FM_SUB_BATCH_MAX)
+    return NULL;
+  if (h->kind == SLOT_END) {
+    *end = true;
+    *end_code = h->code;
+    *end_msg = h->message;
+    h->message = NULL;
+    slot_free(h);
+    st->head = (st->head + 1) % FM_SUB_RING_SLOTS;
+    st->count--;
+    st->finished = true;
+    return NULL;
+  }
+  size_t n = 1;
+  if (h->kind == SLOT_EVENT && st->batching && h->ts_ns > 0 && fm_now_ns() - h->ts_ns > st->cfg.batch_behind_ns) {
+    while (n < st->count && n < FM_SUB_BATCH_MAX && st->ring[(st->head + n) % FM_SUB_RING_SLOTS].kind == SLOT_EVENT)
+      n++;
+  }
+  grpc_slice slice;
+  if (n == 1) {
+    slice = grpc_slice_new(h->bytes, h->len, free_block); /* the slot's bytes go to gRPC as they are */
+    *events = h->kind == SLOT_EVENT;
+    *bytes = h->len;
+    h->bytes = NULL;
+  } else {
+    fm_sub_bytes parts[FM_SUB_BATCH_MAX];
+    for (size_t i = 0; i < n; i++) {
+      slot *s = &st->ring[(st->head + i) % FM_SUB_RING_SLOTS];
+      parts[i] = (fm_sub_bytes){ s->bytes, s->len };
+    }
+    size_t size = fm_sub_batch_size(parts, n), written = 0;
+    uint8_t *buf = malloc(size ? size : 1);
+    if (buf == NULL || fm_sub_batch_encode(parts, n, buf, size, &written) != 0) {
+      free(buf);
+      n = 1; /* send the head alone rather than nothing */
+      slice = grpc_slice_new(h->bytes, h->len, free_block);
+      *events = 1;
+      *bytes = h->len;
+      h->bytes = NULL;
+    } else {
+      slice = grpc_slice_new(buf, written, free_block);
+      *events = n;
+      *bytes = written;
+    }
+  }
+  for (size_t i = 0; i < n; i++) {
+    slot_free(&st->ring[st->head]);
+    st->head = (st->head + 1) % FM_SUB_RING_SLOTS;
+    st->count--;
+  }
+  grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&slice, 1);
+  grpc_slice_unref(slice);
+  st->sending = true;
+  pthread_cond_broadcast(&st->cv); /* room for the reader */
+  return bb;
+}
+
+/* Sends what is due, if no send is in flight. `by_sender`: called because a send completed (not by the reader's
+ * kick). Any thread; takes mu. */
+static void pump(stream *st, bool by_sender)
+{
+  bool end;
+  grpc_status_code code = GRPC_STATUS_OK;
+  char *msg = NULL;
+  uint64_t events, bytes;
+  pthread_mutex_lock(&st->mu);
+  if (!by_sender)
+    st->kick_due = false;
+  grpc_byte_buffer *bb = take_locked(st, by_sender, &end, &code, &msg, &events, &bytes);
+  pthread_mutex_unlock(&st->mu);
+  if (end) {
+    fm_rpc_call_finish(st->call, code, msg != NULL ? msg : "");
+    free(msg);
+    return;
+  }
+  if (bb == NULL)
+    return;
+  fm_subreg_stream_count_sent(st->reg, events, bytes);
+  if (fm_rpc_call_send_buffer(st->call, bb, 0) != 0) {
+    /* the call is over or ending: stop sending; on_done ends the rest */
+    pthread_mutex_lock(&st->mu);
+    st->sending = false;
+    st->finished = true;
+    pthread_cond_broadcast(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+  }
+}
+
+void fm_sub_stream_on_sent(fm_rpc_call *call, bool ok)
+{
+  stream *st = fm_rpc_call_user(call);
+  if (st == NULL)
+    return;
+  pthread_mutex_lock(&st->mu);
+  st->sending = false;
+  if (!ok)
+    st->finished = true;
+  pthread_cond_broadcast(&st->cv);
+  pthread_mutex_unlock(&st->mu);
+  if (ok)
+    pump(st, true);
+}
+
+void fm_sub_stream_on_done(fm_rpc_call *call)
+{
+  stream *st = fm_rpc_call_user(call);
+  if (st == NULL)
+    return;
+  fm_rpc_call_set_user(call, NULL);
+  pthread_mutex_lock(&st->mu);
+  st->done = true;
+  st->finished = true;
+  pthread_cond_broadcast(&st->cv);
+  pthread_mutex_unlock(&st->mu);
+  stream_unref(st);
+}
+
+/* ================================================================ reader */
+
+/* Queues one slot, waiting for room. Takes ownership of bytes and message. `kick`: start a send now if none is in
+ * flight; without it the slot waits for the next kick or send completion, so that a reader catching up from far
+ * behind queues a batch's worth before the first send takes it (no timer: the reader kicks every
+ * FM_SUB_BATCH_MAX events and whenever it has nothing more at hand). Returns false when the stream is over (the slot
+ * is dropped). */
+static bool push(stream *st, slot_kind kind, uint8_t *bytes, size_t len, int64_t ts, grpc_status_code code,
+                 char *message, bool kick)
+{
+  pthread_mutex_lock(&st->mu);
+  if (st->count == FM_SUB_RING_SLOTS && !st->done && !st->finished) {
+    pthread_mutex_unlock(&st->mu);
+    pump(st, false);                   /* a full ring must be moving */
+    fm_sub_reader_release(st->reader); /* hold no buffer segment while parked */
+    pthread_mutex_lock(&st->mu);
+    while (st->count == FM_SUB_RING_SLOTS && !st->done && !st->finished)
+      pthread_cond_wait(&st->cv, &st->mu);
+  }
+  if (st->done || st->finished) {
+    pthread_mutex_unlock(&st->mu);
+    free(bytes);
+    free(message);
+    return false;
+  }
+  slot *s = &st->ring[(st->head + st->count) % FM_SUB_RING_SLOTS];
+  *s = (slot){ bytes, len, ts, kind, code, message };
+  st->count++;
+  if (!kick)
+    st->kick_due = true;
+  fm_subreg_stream_set_ring_fill(st->reg, (uint32_t)st->count);
+  pthread_mutex_unlock(&st->mu);
+  if (kick)
+    pump(st, false);
+  return true;
+}
+
+static bool push_copy(stream *st, slot_kind kind, const uint8_t *data, size_t len, int64_t ts, bool kick)
+{
+  uint8_t *copy = malloc(len ? len : 1);
+  if (copy == NULL)
+    return push(st, SLOT_END, NULL, 0, 0, GRPC_STATUS_RESOURCE_EXHAUSTED, strdup("out of memory"), true);
+  memcpy(copy, data, len);
+  return push(st, kind, copy, len, ts, GRPC_STATUS_OK, NULL, kick);
+}
+
+static bool push_end(stream *st, grpc_status_code code, const char *message)
+{
+  return push(st, SLOT_END, NULL, 0, 0, code, strdup(message), true);
+}
+
+static bool over(stream *st)
+{
+  pthread_mutex_lock(&st->mu);
+  bool o = st->done || st->finished;
+  pthread_mutex_unlock(&st->mu);
+  return o;
+}
+
+static void *reader_main(void *arg)
+{
+  stream *st = arg;
+  char err[FM_ERR_LEN];
+  int64_t last_out = fm_mono_ns();
+  size_t unkicked = 0; /* events queued since the last kick */
+  for (;;) {
+    if (over(st))
+      break;
+    if (fm_subreg_stream_superseded(st->reg)) {
+      push_end(st, GRPC_STATUS_OK, ""); /* a newer epoch of this client took over */
+      break;
+    }
+    fm_sub_event ev;
+    err[0] = '\0';
+    int rc = fm_sub_reader_next(st->reader, &ev, READ_WAIT_MS, err, sizeof err);
+    if (rc == 0) {
+      fm_sub_result res;
+      char ferr[FM_ERR_LEN] = "";
+      int frc = fm_sub_filter_check(&st->filter, ev.data, ev.len, &res, ferr, sizeof ferr);
+      if (frc != 0) {
+        fm_log_warn("subscription %s: event %" PRId64 " skipped: %s", fm_subreg_stream_name(st->reg), ev.ts_ns,
+                    ferr[0] ? ferr : fm_strerror(frc));
+        continue;
+      }
+      if (res.verdict == FM_SUB_AFTER_UNTIL) {
+        push_end(st, GRPC_STATUS_OK, "");
+        break;
+      }
+      if (res.verdict == FM_SUB_DELIVER) {
+        /* live events go at once; while far behind (and batching), a batch's worth at a time */
+        bool behind = st->batching && fm_now_ns() - res.ts_ns > st->cfg.batch_behind_ns;
+        bool kick = !behind || ++unkicked >= FM_SUB_BATCH_MAX;
+        if (kick)
+          unkicked = 0;
+        if (!push_copy(st, SLOT_EVENT, res.bytes, res.len, res.ts_ns, kick))
+          break;
+        fm_subreg_stream_set_position(st->reg, res.ts_ns);
+        last_out = fm_mono_ns();
+        continue;
+      }
+      int64_t mts;
+      if (fm_sub_filter_marker_due(&st->filter, &mts)) {
+        uint8_t m[FM_SUB_KEEPALIVE_MAX];
+        size_t mlen = fm_sub_batch_marker(mts, m);
+        if (!push_copy(st, SLOT_EVENT, m, mlen, mts, true))
+          break;
+        fm_sub_filter_marker_sent(&st->filter);
+        last_out = fm_mono_ns();
+      }
+      continue;
+    }
+    if (unkicked > 0) { /* nothing more at hand: send what is queued */
+      unkicked = 0;
+      pump(st, false);
+    }
+    if (rc == FM_ETIMEDOUT) {
+      /* caught up */
+      if (st->heartbeat && fm_mono_ns() - last_out >= st->cfg.heartbeat_ns) {
+        uint8_t hb[FM_SUB_KEEPALIVE_MAX];
+        int64_t through = fm_logbuf_newest_ts(st->cfg.logbuf);
+        size_t hlen = st->cfg.local ? fm_sub_batch_heartbeat(through, fm_logbuf_flushed_ts(st->cfg.logbuf), hb)
+                                    : fm_sub_batch_heartbeat(fm_now_ns(), 0, hb);
+        if (!push_copy(st, SLOT_KEEPALIVE, hb, hlen, 0, true))
+          break;
+        fm_subreg_stream_set_position(st->reg, through);
+        last_out = fm_mono_ns();
+      }
+      continue;
+    }
+    if (rc == FM_ENOTFOUND) { /* until_ns reached */
+      push_end(st, GRPC_STATUS_OK, "");
+      break;
+    }
+    if (rc == FM_ESHUTDOWN) {
+      push_end(st, GRPC_STATUS_UNAVAILABLE, "server shutting down");
+      break;
+    }
+    char msg[FM_ERR_LEN + 64];
+    snprintf(msg, sizeof msg, "reading from persisted logs: %s", err[0] ? err : fm_strerror(rc));
+    push_end(st, rc == FM_EDECODE ? GRPC_STATUS_DATA_LOSS : GRPC_STATUS_INTERNAL, msg);
+    break;
+  }
+  fm_sub_reader_close(st->reader);
+  st->reader = NULL;
+  fm_sub_filter_destroy(&st->filter);
+  stream_unref(st);
+  return NULL;
+}
+
+/* ================================================================ start */
+
+int fm_sub_stream_start(fm_rpc_call *call, FilerPb__SubscribeMetadataRequest *req, const fm_sub_stream_config *cfg,
+                        char *err, size_t errlen)
+{
+  stream *st = calloc(1, sizeof *st);
+  if (st == NULL)
+    return FM_ENOMEM;
+  st->cfg = *cfg;
+  st->call = call;
+  st->req = req;
+  st->batching = req->client_supports_batching;
+  st->heartbeat = req->client_supports_idle_heartbeat;
+  int rc = fm_sub_filter_init(&st->filter, req, cfg->signature, err, errlen);
+  if (rc != 0) {
+    free(st);
+    return rc;
+  }
+  fm_sub_reader_config rcfg = { .store = cfg->store, .chunks = cfg->chunks, .logbuf = cfg->logbuf };
+  rc = fm_sub_reader_open(&rcfg, req->since_ns, req->until_ns, &st->reader);
+  if (rc != 0) {
+    snprintf(err, errlen, "%s", fm_strerror(rc));
+    fm_sub_filter_destroy(&st->filter);
+    free(st);
+    return rc;
+  }
+  char rerr[FM_ERR_LEN] = "";
+  rc = fm_subreg_register(cfg->registry, cfg->local ? FM_SUBREG_LOCAL : FM_SUBREG_AGGREGATED, req,
+                          fm_rpc_call_peer(call), NULL, NULL, &st->reg, rerr);
+  if (rc != 0) {
+    snprintf(err, errlen, "%s", rerr[0] ? rerr : fm_strerror(rc));
+    fm_sub_reader_close(st->reader);
+    fm_sub_filter_destroy(&st->filter);
+    free(st);
+    return rc;
+  }
+  pthread_mutex_init(&st->mu, NULL);
+  pthread_cond_init(&st->cv, NULL);
+  st->refs = 2;
+  fm_rpc_call_ref(call);
+  fm_rpc_call_set_user(call, st);
+
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, READER_STACK);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_t t;
+  rc = pthread_create(&t, &attr, reader_main, st);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) {
+    /* no reader: end the call; on_done drops the call's reference, this drops the reader's */
+    fm_sub_reader_close(st->reader);
+    st->reader = NULL;
+    fm_sub_filter_destroy(&st->filter);
+    fm_rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "cannot start a reader thread");
+    stream_unref(st);
+  }
+  return 0;
+}
