@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 #include <zlib.h>
 
+#include "clock.h"
 #include "error.h"
 #include "fid.h"
 #include "http_range.h"
@@ -49,6 +50,7 @@ struct fm_http_side {
   fm_chunk_store *chunks;
   fm_logbuf *logbuf;
   fm_log_flusher *flusher;
+  _Atomic(fm_subreg *) subscribers;
   const fm_rpc_server *rpc;
   uint64_t max_upload;
 };
@@ -209,6 +211,18 @@ static void metrics_flusher(fm_metrics *m, fm_log_flusher *fl)
                      st.retained_from_ns);
 }
 
+static void metrics_subscribers(fm_metrics *m, fm_subreg *r)
+{
+  fm_subreg_stats st;
+  fm_subreg_get_stats(r, fm_now_ns(), &st);
+  fm_metrics_u64(m, "subscribers", FM_METRICS_GAUGE, "Open SubscribeMetadata and SubscribeLocalMetadata streams.",
+                 st.streams);
+  fm_metrics_u64(m, "subscribers_anonymous", FM_METRICS_GAUGE, "Of which with client_id 0.", st.anonymous);
+  fm_metrics_histogram(m, "subscriber_lag_seconds",
+                       "How far each stream's last delivered event is behind now (streams that delivered something).",
+                       fm_subreg_lag_le, st.lag_le, FM_SUBREG_LAG_BUCKETS, st.lag_sum_seconds, st.lag_count);
+}
+
 static void rpc_count(void *arg, const char *method, grpc_status_code code, uint64_t count)
 {
   fm_metrics_label labels[] = { { "method", method }, { "code", fm_rpc_status_name(code) } };
@@ -236,6 +250,9 @@ static enum MHD_Result on_metrics(fm_http_side *h, struct MHD_Connection *conn)
     metrics_chunks(m, h->chunks);
   if (h->flusher != NULL)
     metrics_flusher(m, h->flusher);
+  fm_subreg *subs = atomic_load(&h->subscribers);
+  if (subs != NULL)
+    metrics_subscribers(m, subs);
   char *text = NULL;
   size_t len = 0;
   int rc = fm_metrics_take(m, &text, &len);
@@ -282,6 +299,17 @@ static enum MHD_Result on_debug_logbuffer(fm_http_side *h, struct MHD_Connection
   json_i64(o, "newest_ts_ns", st.newest_ts);
   json_i64(o, "flushed_ts_ns", st.flushed_ts);
   json_i64(o, "floor_ts_ns", st.floor_ts);
+  return reply_json(conn, MHD_HTTP_OK, o);
+}
+
+static enum MHD_Result on_debug_subscribers(fm_http_side *h, struct MHD_Connection *conn)
+{
+  fm_subreg *subs = atomic_load(&h->subscribers);
+  if (subs == NULL)
+    return reply_text(conn, MHD_HTTP_NOT_FOUND, "this server has no subscriber registry\n");
+  json_object *o = NULL;
+  if (fm_subreg_debug_json(subs, fm_now_ns(), &o) != 0)
+    return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
   return reply_json(conn, MHD_HTTP_OK, o);
 }
 
@@ -700,7 +728,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
       return reply_not_allowed(conn, "GET, HEAD, POST, PUT");
     return on_read(h, conn, url + 1);
   }
-  bool page = strcmp(url, "/healthz") == 0 || strcmp(url, "/metrics") == 0 || strcmp(url, "/debug/logbuffer") == 0;
+  bool page = strcmp(url, "/healthz") == 0 || strcmp(url, "/metrics") == 0 || strcmp(url, "/debug/logbuffer") == 0 ||
+              strcmp(url, "/debug/subscribers") == 0;
   if (!page)
     return reply_text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
   if (!read)
@@ -712,6 +741,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   }
   if (strcmp(url, "/metrics") == 0)
     return on_metrics(h, conn);
+  if (strcmp(url, "/debug/subscribers") == 0)
+    return on_debug_subscribers(h, conn);
   return on_debug_logbuffer(h, conn);
 }
 
@@ -777,6 +808,11 @@ int fm_http_side_start(const fm_http_side_config *cfg, fm_http_side **out, char 
   h->port = info != NULL ? info->port : cfg->port;
   *out = h;
   return 0;
+}
+
+void fm_http_side_set_subscribers(fm_http_side *h, fm_subreg *r)
+{
+  atomic_store(&h->subscribers, r);
 }
 
 int fm_http_side_port(const fm_http_side *h)

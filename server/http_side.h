@@ -12,6 +12,7 @@
 #include "log_buffer.h"
 #include "log_flusher.h"
 #include "rpc_server.h"
+#include "sub_registry.h"
 
 typedef struct fm_http_side fm_http_side;
 
@@ -30,6 +31,10 @@ typedef struct fm_http_side_config {
 /* Listens on cfg->ip:cfg->port and starts serving. Returns 0, or FM_EADDR with
  * a reason in `err`, or FM_ENOMEM. Caller stops and frees with fm_http_side_free. */
 int fm_http_side_start(const fm_http_side_config *cfg, fm_http_side **out, char *err, size_t errlen);
+
+/* Shows `r` in /debug/subscribers and /metrics from now on (the registry is made once the server's address is known,
+ * after the side bound its port). Any thread; `r` must outlive the side. */
+void fm_http_side_set_subscribers(fm_http_side *h, fm_subreg *r);
 
 /* The bound port. */
 int fm_http_side_port(const fm_http_side *h);

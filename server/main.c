@@ -354,6 +354,7 @@ int main(int argc, char **argv)
     .registry = registry,
   };
   subs.flusher = flusher;
+  fm_http_side_set_subscribers(http, registry);
   if (fm_rpc_server_start(server) != 0) {
     fprintf(stderr, "filermetad: cannot start the gRPC server threads\n");
     goto out;

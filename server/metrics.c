@@ -109,6 +109,21 @@ void fm_metrics_family(fm_metrics *m, const char *name, fm_metrics_type type, co
   putf(m, "\n# TYPE %s %s\n", m->family, type == FM_METRICS_COUNTER ? "counter" : "gauge");
 }
 
+void fm_metrics_histogram(fm_metrics *m, const char *name, const char *help, const char *const *le,
+                          const uint64_t *buckets, size_t n, double sum, uint64_t count)
+{
+  if (snprintf(m->family, sizeof m->family, "%s%s", FM_METRICS_PREFIX, name) >= (int)sizeof m->family) {
+    m->failed = true;
+    return;
+  }
+  putf(m, "# HELP %s ", m->family);
+  put_escaped(m, help, false);
+  putf(m, "\n# TYPE %s histogram\n", m->family);
+  for (size_t i = 0; i < n; i++)
+    putf(m, "%s_bucket{le=\"%s\"} %" PRIu64 "\n", m->family, le[i], buckets[i]);
+  putf(m, "%s_sum %.9f\n%s_count %" PRIu64 "\n", m->family, sum, m->family, count);
+}
+
 static void put_labels(fm_metrics *m, const fm_metrics_label *labels, size_t n)
 {
   if (n == 0)

@@ -36,6 +36,11 @@ void fm_metrics_sample(fm_metrics *m, const fm_metrics_label *labels, size_t n, 
 /* A family with one unlabelled sample. */
 void fm_metrics_u64(fm_metrics *m, const char *name, fm_metrics_type type, const char *help, uint64_t value);
 
+/* A histogram family with no other labels: cumulative bucket counts for the upper bounds `le` (the last "+Inf"),
+ * their sum and count. */
+void fm_metrics_histogram(fm_metrics *m, const char *name, const char *help, const char *const *le,
+                          const uint64_t *buckets, size_t n, double sum, uint64_t count);
+
 /* A family with one unlabelled sample: a time (ns since the epoch) or a
  * duration in ns, written in seconds with nine decimals (the Prometheus unit;
  * the text keeps every digit). */

@@ -33,10 +33,10 @@ static void subscribe(fm_rpc_call *call, const ProtobufCMessage *msg, bool local
   int rc = fm_sub_stream_start(call, req, &cfg, err, sizeof err);
   if (rc == 0)
     return;
-  grpc_status_code code = rc == FM_EINVAL    ? GRPC_STATUS_INVALID_ARGUMENT
-                          : rc == FM_EEXIST  ? GRPC_STATUS_ALREADY_EXISTS
-                          : rc == FM_ENOMEM  ? GRPC_STATUS_RESOURCE_EXHAUSTED
-                                             : GRPC_STATUS_INTERNAL;
+  grpc_status_code code = rc == FM_EINVAL   ? GRPC_STATUS_INVALID_ARGUMENT
+                          : rc == FM_EEXIST ? GRPC_STATUS_ALREADY_EXISTS
+                          : rc == FM_ENOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED
+                                            : GRPC_STATUS_INTERNAL;
   fm_rpc_call_finish(call, code, err[0] ? err : fm_strerror(rc));
   fm_rpc_request_free(&req->base);
 }
@@ -66,9 +66,9 @@ static void on_list(fm_rpc_call *call, const ProtobufCMessage *msg)
 
 #define STREAM(name, fn)                                                                                               \
   {                                                                                                                    \
-    .path = "/filer_pb.SeaweedFiler/" name, .kind = FM_RPC_SERVER_STREAMING,                                         \
-    .request = &filer_pb__subscribe_metadata_request__descriptor, .on_request = fn,                                    \
-    .on_sent = fm_sub_stream_on_sent, .on_done = fm_sub_stream_on_done,                                                \
+    .path = "/filer_pb.SeaweedFiler/" name, .kind = FM_RPC_SERVER_STREAMING,                                           \
+    .request = &filer_pb__subscribe_metadata_request__descriptor, .on_request = fn, .on_sent = fm_sub_stream_on_sent,  \
+    .on_done = fm_sub_stream_on_done,                                                                                  \
   }
 
 static fm_rpc_method methods[] = {

@@ -103,8 +103,8 @@ static void free_block(void *p)
 
 /* Takes what goes into the next response from the ring. Holds mu. Returns a byte buffer to send (NULL: nothing to
  * send), or the END slot's code and message when it comes up. */
-static grpc_byte_buffer *take_locked(stream *st, bool by_sender, bool *end, grpc_status_code *end_code,
-                                     char **end_msg, uint64_t *events, uint64_t *bytes)
+static grpc_byte_buffer *take_locked(stream *st, bool by_sender, bool *end, grpc_status_code *end_code, char **end_msg,
+                                     uint64_t *events, uint64_t *bytes)
 {
   *end = false;
   *events = *bytes = 0;

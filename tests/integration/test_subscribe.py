@@ -189,6 +189,32 @@ def test_client_epochs_and_listing():
         new.cancel()
 
 
+def test_debug_subscribers_and_metrics():
+    import json
+    with Server() as s:
+        it = subscribe(s.channel(), Req(client_name="watcher", path_prefix="/m", client_id=5, client_epoch=1), timeout=20)
+        f = Filer(s.channel())
+        f.create_ok("/m", file_entry("x"))
+        next(it)
+        with urllib.request.urlopen("http://127.0.0.1:%d/debug/subscribers" % s.http_port, timeout=5) as r:
+            subs = json.loads(r.read())
+        assert len(subs) == 1 and subs[0]["id"] == 5 and subs[0]["path_prefix"] == "/m", subs
+        assert subs[0]["events_sent"] >= 1 and subs[0]["position_ts_ns"] > 0, subs
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % s.http_port, timeout=5) as r:
+            text = r.read().decode()
+        assert "\nfilermeta_subscribers 1\n" in text, text
+        assert "# TYPE filermeta_subscriber_lag_seconds histogram" in text
+        assert 'filermeta_subscriber_lag_seconds_bucket{le="+Inf"} 1' in text, text
+        it.cancel()
+        deadline = time.monotonic() + 5
+        while True:  # the cancelled stream leaves the registry
+            with urllib.request.urlopen("http://127.0.0.1:%d/debug/subscribers" % s.http_port, timeout=5) as r:
+                if json.loads(r.read()) == []:
+                    break
+            assert time.monotonic() < deadline, "cancelled stream still listed"
+            time.sleep(0.05)
+
+
 def test_bad_requests_are_invalid_argument():
     with Server() as s:
         for req, field in [(Req(path_prefix="rel"), "path_prefix"), (Req(path_prefixes=["x"]), "path_prefixes"),
@@ -285,6 +311,7 @@ if __name__ == "__main__":
         test_batching_packs_old_events,
         test_catch_up_through_a_tiny_buffer_from_log_files,
         test_client_epochs_and_listing,
+        test_debug_subscribers_and_metrics,
         test_bad_requests_are_invalid_argument,
         test_out_of_range_after_retention,
         test_heartbeat_only_with_the_flag,

@@ -334,16 +334,21 @@ def parse_metrics(text):
             m = re.match(r"^# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) (.*)$", line)
             assert m, "bad comment line %r" % line
             if m.group(1) == "TYPE":
-                assert m.group(3) in ("counter", "gauge"), line
+                assert m.group(3) in ("counter", "gauge", "histogram"), line
                 assert m.group(2) not in types, "family declared twice: %r" % line
                 types[m.group(2)] = m.group(3)
             continue
         m = METRIC_LINE.match(line)
         assert m, "bad sample line %r" % line
         name, labels = m.group(1), m.group(3) or ""
-        assert name in types, "sample of a family without TYPE: %r" % line
+        family = name
+        for suffix in ("_bucket", "_sum", "_count"):  # a histogram's samples
+            if name.endswith(suffix) and types.get(name[:-len(suffix)]) == "histogram":
+                family = name[:-len(suffix)]
+                assert suffix != "_bucket" or labels.startswith('le="'), line
+        assert family in types, "sample of a family without TYPE: %r" % line
         assert name.startswith("filermeta_"), line
-        if types[name] == "counter":
+        if types[family] == "counter":
             assert name.endswith("_total"), line
         assert (name, labels) not in samples, "duplicate sample %r" % line
         samples[(name, labels)] = float(m.group(7))
