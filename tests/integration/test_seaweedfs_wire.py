@@ -54,5 +54,38 @@ def test_upstream_client_configuration():
         assert not r.UnknownFields() if hasattr(r, "UnknownFields") else True
 
 
+def test_upstream_client_subscribes():
+    """A subscriber built from upstream's schema: history and live events, a batch of old events, the
+    heartbeat, ListMetadataSubscribers; every field we send is known to upstream."""
+    M = upstream_classes()
+    with Server(args=["-metaLog.batchBehind", "0s"]) as s:
+        ch = s.channel()
+        Entry = M("filer_pb.Entry")
+        for i in range(300):
+            r = call(ch, "CreateEntry", M("filer_pb.CreateEntryRequest")(directory="/up", entry=Entry(name="f%d" % i)),
+                     M("filer_pb.CreateEntryResponse"))
+            assert r.error == "", r
+        Resp = M("filer_pb.SubscribeMetadataResponse")
+        sub = ch.unary_stream("/filer_pb.SeaweedFiler/SubscribeMetadata",
+                              request_serializer=lambda m: m.SerializeToString(), response_deserializer=Resp.FromString)
+        it = sub(M("filer_pb.SubscribeMetadataRequest")(client_name="upstream", path_prefix="/up", client_id=3,
+                                                         client_epoch=1, client_supports_batching=True), timeout=20)
+        names, last_ts = [], 0
+        for r in it:
+            assert not (hasattr(r, "UnknownFields") and r.UnknownFields()), r
+            for e in [r] + list(r.events):
+                if e.HasField("event_notification") and e.event_notification.HasField("new_entry"):
+                    assert e.ts_ns > last_ts, (e.ts_ns, last_ts)
+                    last_ts = e.ts_ns
+                    names.append(e.event_notification.new_entry.name)
+            if len(names) >= 301:
+                break
+        assert names == ["up"] + ["f%d" % i for i in range(300)], names[:5]
+        lst = call(ch, "ListMetadataSubscribers", M("filer_pb.ListMetadataSubscribersRequest")(),
+                   M("filer_pb.ListMetadataSubscribersResponse"))
+        assert [(x.client_type, x.client_id) for x in lst.subscribers] == [("upstream", 3)], lst
+        it.cancel()
+
+
 if __name__ == "__main__":
-    fmtest.main([test_upstream_client_ping, test_upstream_client_configuration])
+    fmtest.main([test_upstream_client_ping, test_upstream_client_configuration, test_upstream_client_subscribes])
