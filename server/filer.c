@@ -1008,6 +1008,18 @@ void fm_filer_free(fm_filer *f)
   free(f);
 }
 
+int64_t fm_filer_fence_ts(fm_filer *f)
+{
+  /* under apply_mu no event is stamped but unpublished: stamping, writing and publishing all happen under it */
+  pthread_mutex_lock(&f->apply_mu);
+  int64_t now = fm_now_ns();
+  if (now - 1 > f->clock)
+    f->clock = now - 1;
+  int64_t ts = f->clock;
+  pthread_mutex_unlock(&f->apply_mu);
+  return ts;
+}
+
 int64_t fm_filer_committed_ts(const fm_filer *f)
 {
   return atomic_load(&f->committed_ts);

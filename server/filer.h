@@ -103,6 +103,12 @@ void fm_filer_free(fm_filer *f);
  * fsync. Returns 0, or FM_ESHUTDOWN (done is then never called). Any thread. */
 int fm_filer_submit(fm_filer *f, fm_mutation *m);
 
+/* A ts below every event not yet published: raises the clock to just below now when it is behind, so that every
+ * later event gets a greater ts even if the wall clock steps back; every event with ts <= the result has been passed
+ * to the event hook. For the heartbeats of caught-up subscribers (PROTOCOL.md 5.5). Any thread; takes the write
+ * lock briefly. */
+int64_t fm_filer_fence_ts(fm_filer *f);
+
 /* The ts of the newest event made durable so far. Any thread. */
 int64_t fm_filer_committed_ts(const fm_filer *f);
 

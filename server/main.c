@@ -348,6 +348,7 @@ int main(int argc, char **argv)
     .store = store,
     .chunks = chunks,
     .logbuf = logbuf,
+    .filer = engine,
     .signature = filer.signature,
     .batch_behind_ns = o.batch_behind_ns,
     .heartbeat_ns = FM_SUB_HEARTBEAT_DEFAULT,

@@ -348,10 +348,22 @@ static void *reader_main(void *arg)
     if (rc == FM_ETIMEDOUT) {
       /* caught up */
       if (st->heartbeat && fm_mono_ns() - last_out >= st->cfg.heartbeat_ns) {
+        /* local: {ts_ns: delivered-through, flushed_ts_ns: flushed-through}. The fence is above every event
+         * published; if the reader has examined all of those, everything up to the fence is delivered (or filtered
+         * out) and every later event will have a greater ts. Aggregated: {ts_ns: now}. */
         uint8_t hb[FM_SUB_KEEPALIVE_MAX];
-        int64_t through = fm_logbuf_newest_ts(st->cfg.logbuf);
-        size_t hlen = st->cfg.local ? fm_sub_batch_heartbeat(through, fm_logbuf_flushed_ts(st->cfg.logbuf), hb)
-                                    : fm_sub_batch_heartbeat(fm_now_ns(), 0, hb);
+        size_t hlen = 0;
+        int64_t through = fm_now_ns();
+        if (st->cfg.local) {
+          through = fm_filer_fence_ts(st->cfg.filer);
+          int64_t newest = fm_logbuf_newest_ts(st->cfg.logbuf);
+          if (newest > fm_sub_reader_ts(st->reader))
+            continue; /* published meanwhile: not caught up after all */
+          int64_t flushed = fm_logbuf_flushed_ts(st->cfg.logbuf);
+          hlen = fm_sub_batch_heartbeat(through, flushed >= newest ? through : flushed, hb);
+        } else {
+          hlen = fm_sub_batch_heartbeat(through, 0, hb);
+        }
         if (!push_copy(st, SLOT_KEEPALIVE, hb, hlen, 0, true))
           break;
         fm_subreg_stream_set_position(st->reg, through);

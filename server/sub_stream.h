@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "chunk_store.h"
+#include "filer.h"
 #include "filer.pb-c.h"
 #include "log_buffer.h"
 #include "rpc_server.h"
@@ -25,6 +26,7 @@ typedef struct fm_sub_stream_config {
                       server, which waits for every call, and so for every stream, to end) */
   fm_chunk_store *chunks;
   fm_logbuf *logbuf;
+  fm_filer *filer;         /* borrowed: the fence for local heartbeats */
   int32_t signature;       /* this filer's, appended to delivered events that lack it */
   bool local;              /* SubscribeLocalMetadata: heartbeats carry the flushed watermark */
   int64_t batch_behind_ns; /* batch while the next event is older than this (-metaLog.batchBehind) */

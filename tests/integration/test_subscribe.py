@@ -278,6 +278,29 @@ def test_heartbeat_only_with_the_flag():
             [str(r) for r in hb]
 
 
+def test_local_heartbeat_is_a_fence():
+    """The local stream's heartbeat: {ts_ns: delivered-through, flushed_ts_ns}: every event created after it has a
+    greater ts, and nothing below it is still to come."""
+    with Server() as s:
+        f = Filer(s.channel())
+        first = f.create_ok("/lh", file_entry("a")).metadata_event.ts_ns
+        it = subscribe(s.channel(), Req(client_name="t", path_prefix="/lh", client_supports_idle_heartbeat=True),
+                       timeout=15, local=True)
+        got = []
+        for r in it:
+            if r.HasField("event_notification"):
+                got.append(r.ts_ns)
+                continue
+            hb = r
+            break
+        assert first in got and hb.ts_ns >= max(got) and hb.flushed_ts_ns <= hb.ts_ns, (got, str(hb))
+        later = f.create_ok("/lh", file_entry("b")).metadata_event.ts_ns
+        assert later > hb.ts_ns, (later, hb.ts_ns)
+        nxt = next(r for r in it if r.HasField("event_notification"))
+        assert nxt.ts_ns == later
+        it.cancel()
+
+
 def test_shutdown_with_open_streams():
     with Server() as s:
         its = [subscribe(s.channel(), Req(client_name="t%d" % i, path_prefix="/"), timeout=30) for i in range(20)]
@@ -315,5 +338,6 @@ if __name__ == "__main__":
         test_bad_requests_are_invalid_argument,
         test_out_of_range_after_retention,
         test_heartbeat_only_with_the_flag,
+        test_local_heartbeat_is_a_fence,
         test_shutdown_with_open_streams,
     ])
