@@ -218,6 +218,8 @@ int main(int argc, char **argv)
   fm_volume_service volumes = { 0 };
   fm_sub_service subs = { 0 };
   fm_subreg *registry = NULL;
+  fm_sub_threads readers;
+  fm_sub_threads_init(&readers);
 
   if (fm_data_dir_open(o.dir, &dir, err, sizeof err) != 0) {
     fprintf(stderr, "filermetad: %s\n", err);
@@ -353,6 +355,7 @@ int main(int argc, char **argv)
     .batch_behind_ns = o.batch_behind_ns,
     .heartbeat_ns = FM_SUB_HEARTBEAT_DEFAULT,
     .registry = registry,
+    .threads = &readers,
   };
   subs.flusher = flusher;
   fm_http_side_set_subscribers(http, registry);
@@ -386,10 +389,13 @@ out:
   fm_log_flusher_stop(flusher);
   if (logbuf != NULL)
     fm_logbuf_shutdown(logbuf);
+  /* streams are ending (their calls finished, the buffer shut down): their readers use the filer and the stores */
+  fm_sub_threads_wait(&readers);
   fm_filer_free(engine);
-  fm_log_flusher_free(flusher);
-  fm_rpc_server_free(server); /* waits for every call: every stream and its reader are gone */
+  fm_rpc_server_free(server);   /* waits for every call */
+  fm_log_flusher_free(flusher); /* late calls may still have asked it for the retained ts */
   fm_subreg_free(registry);
+  fm_sub_threads_destroy(&readers);
   fm_store_free(store);
   fm_chunk_store_free(chunks);
   fm_logbuf_free(logbuf);

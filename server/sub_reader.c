@@ -79,6 +79,11 @@ void fm_sub_reader_close(fm_sub_reader *r)
 
 void fm_sub_reader_release(fm_sub_reader *r)
 {
+  if (r->scan != NULL) {
+    /* a parked reader holds no readahead: the scan opens again from pos, up to a fresh watermark */
+    fm_log_scan_close(r->scan);
+    r->scan = NULL;
+  }
   if (!r->cur_live)
     return;
   if (r->next < r->nbatch) {

@@ -62,6 +62,8 @@ typedef struct stream {
   pthread_cond_t cv; /* the reader waits here for room or the end */
   slot ring[FM_SUB_RING_SLOTS];
   size_t head, count; /* mu */
+  size_t bytes;       /* mu: bytes of the queued slots */
+  bool superseded;    /* mu: a newer epoch of this client took over (the registry's wake) */
   bool sending;       /* mu: a send is in flight */
   bool finished;      /* mu: the END slot was taken (or the call broke): nothing more is sent */
   bool done;          /* mu: the call is over (on_done) */
@@ -120,6 +122,7 @@ static grpc_byte_buffer *take_locked(stream *st, bool by_sender, bool *end, grpc
     *end_code = h->code;
     *end_msg = h->message;
     h->message = NULL;
+    st->bytes -= h->len;
     slot_free(h);
     st->head = (st->head + 1) % FM_SUB_RING_SLOTS;
     st->count--;
@@ -159,6 +162,7 @@ static grpc_byte_buffer *take_locked(stream *st, bool by_sender, bool *end, grpc
     }
   }
   for (size_t i = 0; i < n; i++) {
+    st->bytes -= st->ring[st->head].len;
     slot_free(&st->ring[st->head]);
     st->head = (st->head + 1) % FM_SUB_RING_SLOTS;
     st->count--;
@@ -232,6 +236,13 @@ void fm_sub_stream_on_done(fm_rpc_call *call)
 
 /* ================================================================ reader */
 
+/* Holds mu. No room for `len` more bytes: all slots taken, or the byte bound reached (a slot always fits in an empty
+ * ring). */
+static bool ring_full(const stream *st, size_t len)
+{
+  return st->count == FM_SUB_RING_SLOTS || (st->count > 0 && st->bytes + len > FM_SUB_RING_BYTES);
+}
+
 /* Queues one slot, waiting for room. Takes ownership of bytes and message. `kick`: start a send now if none is in
  * flight; without it the slot waits for the next kick or send completion, so that a reader catching up from far
  * behind queues a batch's worth before the first send takes it (no timer: the reader kicks every
@@ -241,15 +252,15 @@ static bool push(stream *st, slot_kind kind, uint8_t *bytes, size_t len, int64_t
                  char *message, bool kick)
 {
   pthread_mutex_lock(&st->mu);
-  if (st->count == FM_SUB_RING_SLOTS && !st->done && !st->finished) {
+  if (ring_full(st, len) && !st->done && !st->finished && !st->superseded) {
     pthread_mutex_unlock(&st->mu);
     pump(st, false);                   /* a full ring must be moving */
-    fm_sub_reader_release(st->reader); /* hold no buffer segment while parked */
+    fm_sub_reader_release(st->reader); /* hold no buffer segment or readahead while parked */
     pthread_mutex_lock(&st->mu);
-    while (st->count == FM_SUB_RING_SLOTS && !st->done && !st->finished)
+    while (ring_full(st, len) && !st->done && !st->finished && !st->superseded)
       pthread_cond_wait(&st->cv, &st->mu);
   }
-  if (st->done || st->finished) {
+  if (st->done || st->finished || (st->superseded && kind != SLOT_END)) {
     pthread_mutex_unlock(&st->mu);
     free(bytes);
     free(message);
@@ -258,6 +269,7 @@ static bool push(stream *st, slot_kind kind, uint8_t *bytes, size_t len, int64_t
   slot *s = &st->ring[(st->head + st->count) % FM_SUB_RING_SLOTS];
   *s = (slot){ bytes, len, ts, kind, code, message };
   st->count++;
+  st->bytes += len;
   if (!kick)
     st->kick_due = true;
   fm_subreg_stream_set_ring_fill(st->reg, (uint32_t)st->count);
@@ -298,10 +310,8 @@ static void *reader_main(void *arg)
   for (;;) {
     if (over(st))
       break;
-    if (fm_subreg_stream_superseded(st->reg)) {
-      push_end(st, GRPC_STATUS_OK, ""); /* a newer epoch of this client took over */
-      break;
-    }
+    if (fm_subreg_stream_superseded(st->reg))
+      break; /* a newer epoch of this client took over: ends with OK below, queued events or not */
     fm_sub_event ev;
     err[0] = '\0';
     int rc = fm_sub_reader_next(st->reader, &ev, READ_WAIT_MS, err, sizeof err);
@@ -310,9 +320,12 @@ static void *reader_main(void *arg)
       char ferr[FM_ERR_LEN] = "";
       int frc = fm_sub_filter_check(&st->filter, ev.data, ev.len, &res, ferr, sizeof ferr);
       if (frc != 0) {
-        fm_log_warn("subscription %s: event %" PRId64 " skipped: %s", fm_subreg_stream_name(st->reg), ev.ts_ns,
-                    ferr[0] ? ferr : fm_strerror(frc));
-        continue;
+        /* never skip an event silently: the stream ends, and the client resumes from what it got */
+        char msg[FM_ERR_LEN + 96];
+        snprintf(msg, sizeof msg, "event %" PRId64 " %s: %s", ev.ts_ns,
+                 ev.from_disk ? "read from persisted logs" : "in memory", ferr[0] ? ferr : fm_strerror(frc));
+        push_end(st, frc == FM_ENOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_DATA_LOSS, msg);
+        break;
       }
       if (res.verdict == FM_SUB_AFTER_UNTIL) {
         push_end(st, GRPC_STATUS_OK, "");
@@ -354,7 +367,11 @@ static void *reader_main(void *arg)
         uint8_t hb[FM_SUB_KEEPALIVE_MAX];
         size_t hlen = 0;
         int64_t through = fm_now_ns();
+        if (fm_sub_reader_on_disk(st->reader))
+          continue; /* waiting for the flusher is not being caught up */
         if (st->cfg.local) {
+          if (fm_logbuf_newest_ts(st->cfg.logbuf) > fm_sub_reader_ts(st->reader))
+            continue; /* not caught up after all */
           through = fm_filer_fence_ts(st->cfg.filer);
           int64_t newest = fm_logbuf_newest_ts(st->cfg.logbuf);
           if (newest > fm_sub_reader_ts(st->reader))
@@ -384,11 +401,49 @@ static void *reader_main(void *arg)
     push_end(st, rc == FM_EDECODE ? GRPC_STATUS_DATA_LOSS : GRPC_STATUS_INTERNAL, msg);
     break;
   }
+  if (fm_subreg_stream_superseded(st->reg))
+    fm_rpc_call_finish(st->call, GRPC_STATUS_OK, ""); /* also when the wake stopped a push (a no-op if ended) */
   fm_sub_reader_close(st->reader);
   st->reader = NULL;
   fm_sub_filter_destroy(&st->filter);
-  stream_unref(st);
+  fm_sub_threads *threads = st->cfg.threads;
+  stream_unref(st); /* may be the last reference to the stream and to the call */
+  pthread_mutex_lock(&threads->mu);
+  if (--threads->live == 0)
+    pthread_cond_broadcast(&threads->cv);
+  pthread_mutex_unlock(&threads->mu);
   return NULL;
+}
+
+void fm_sub_threads_init(fm_sub_threads *t)
+{
+  pthread_mutex_init(&t->mu, NULL);
+  pthread_cond_init(&t->cv, NULL);
+  t->live = 0;
+}
+
+void fm_sub_threads_wait(fm_sub_threads *t)
+{
+  pthread_mutex_lock(&t->mu);
+  while (t->live > 0)
+    pthread_cond_wait(&t->cv, &t->mu);
+  pthread_mutex_unlock(&t->mu);
+}
+
+void fm_sub_threads_destroy(fm_sub_threads *t)
+{
+  pthread_cond_destroy(&t->cv);
+  pthread_mutex_destroy(&t->mu);
+}
+
+/* The registry's wake for a superseded stream: a reader parked on a full ring must notice too. */
+static void wake_superseded(void *arg)
+{
+  stream *st = arg;
+  pthread_mutex_lock(&st->mu);
+  st->superseded = true;
+  pthread_cond_broadcast(&st->cv);
+  pthread_mutex_unlock(&st->mu);
 }
 
 /* ================================================================ start */
@@ -417,18 +472,20 @@ int fm_sub_stream_start(fm_rpc_call *call, FilerPb__SubscribeMetadataRequest *re
     free(st);
     return rc;
   }
+  pthread_mutex_init(&st->mu, NULL);
+  pthread_cond_init(&st->cv, NULL);
   char rerr[FM_ERR_LEN] = "";
   rc = fm_subreg_register(cfg->registry, cfg->local ? FM_SUBREG_LOCAL : FM_SUBREG_AGGREGATED, req,
-                          fm_rpc_call_peer(call), NULL, NULL, &st->reg, rerr);
+                          fm_rpc_call_peer(call), wake_superseded, st, &st->reg, rerr);
   if (rc != 0) {
     snprintf(err, errlen, "%s", rerr[0] ? rerr : fm_strerror(rc));
     fm_sub_reader_close(st->reader);
     fm_sub_filter_destroy(&st->filter);
+    pthread_cond_destroy(&st->cv);
+    pthread_mutex_destroy(&st->mu);
     free(st);
     return rc;
   }
-  pthread_mutex_init(&st->mu, NULL);
-  pthread_cond_init(&st->cv, NULL);
   st->refs = 2;
   fm_rpc_call_ref(call);
   fm_rpc_call_set_user(call, st);
@@ -438,9 +495,16 @@ int fm_sub_stream_start(fm_rpc_call *call, FilerPb__SubscribeMetadataRequest *re
   pthread_attr_setstacksize(&attr, READER_STACK);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_t t;
+  pthread_mutex_lock(&cfg->threads->mu);
+  cfg->threads->live++;
+  pthread_mutex_unlock(&cfg->threads->mu);
   rc = pthread_create(&t, &attr, reader_main, st);
   pthread_attr_destroy(&attr);
   if (rc != 0) {
+    pthread_mutex_lock(&cfg->threads->mu);
+    if (--cfg->threads->live == 0)
+      pthread_cond_broadcast(&cfg->threads->cv);
+    pthread_mutex_unlock(&cfg->threads->mu);
     /* no reader: end the call; on_done drops the call's reference, this drops the reader's */
     fm_sub_reader_close(st->reader);
     st->reader = NULL;

@@ -5,6 +5,7 @@
 #ifndef FM_SUB_STREAM_H
 #define FM_SUB_STREAM_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -21,6 +22,23 @@
 /* Events in one batched response at most. */
 #define FM_SUB_BATCH_MAX 256
 
+/* The reader threads of all streams, counted so that the server's shutdown can wait for the last one to be gone
+ * before it frees what they use (the filer, the buffer, the stores). */
+typedef struct fm_sub_threads {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int live;
+} fm_sub_threads;
+
+void fm_sub_threads_init(fm_sub_threads *t);
+/* Waits until no reader thread is left. Call once no stream can start (the RPC server is shut down) and every
+ * stream has been told to end (calls finished, the MetaLogBuffer shut down). */
+void fm_sub_threads_wait(fm_sub_threads *t);
+void fm_sub_threads_destroy(fm_sub_threads *t);
+
+/* Bytes a stream's ring may hold (besides its slot count): a client that stops reading pins at most this. */
+#define FM_SUB_RING_BYTES ((size_t)4 << 20)
+
 typedef struct fm_sub_stream_config {
   fm_store *store; /* borrowed, as are the next two; they outlive every stream (main.c frees them after the RPC
                       server, which waits for every call, and so for every stream, to end) */
@@ -32,6 +50,7 @@ typedef struct fm_sub_stream_config {
   int64_t batch_behind_ns; /* batch while the next event is older than this (-metaLog.batchBehind) */
   int64_t heartbeat_ns;    /* idle heartbeat interval for clients that asked for it */
   fm_subreg *registry;     /* borrowed: where the stream is listed (and superseded) */
+  fm_sub_threads *threads; /* borrowed: counts the reader thread */
 } fm_sub_stream_config;
 
 /*
