@@ -134,6 +134,13 @@ def test_since_is_exclusive_and_until_ends_the_stream():
         for r in it:  # ends with OK by itself
             got.extend(events_of(r))
         assert [e.ts_ns for e in got] == [e.ts_ns for e in evs[10:30]]
+        # a bound past the last event (but not in the future) ends the stream once all of it is delivered
+        it = subscribe(s.channel(), Req(client_name="t", path_prefix="/t/", since_ns=evs[44].ts_ns,
+                                        until_ns=time.time_ns()), timeout=10)
+        got = []
+        for r in it:
+            got.extend(events_of(r))
+        assert [e.ts_ns for e in got] == [e.ts_ns for e in evs[45:]]
 
 
 def test_batching_packs_old_events():
