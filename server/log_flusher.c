@@ -431,16 +431,9 @@ static bool collect_fids(void *arg, const char *name, size_t nlen, const void *v
   if (e == NULL)
     return true; /* its chunks cannot be known; they stay on disk */
   for (size_t i = 0; i < e->n_chunks; i++) {
-    const FilerPb__FileChunk *c = e->chunks[i];
     fm_fid fid;
-    if (c->file_id != NULL && c->file_id[0] != '\0') {
-      if (fm_fid_parse(c->file_id, strlen(c->file_id), &fid) != 0)
-        continue;
-    } else if (c->fid != NULL) {
-      fid = (fm_fid){ c->fid->volume_id, c->fid->file_key, c->fid->cookie };
-    } else {
-      continue;
-    }
+    if (fm_log_chunk_fid(e->chunks[i], &fid) != 0)
+      continue; /* names no needle we could delete */
     if (l->n == l->cap) {
       size_t cap = l->cap ? l->cap * 2 : 64;
       fm_fid *grown = realloc(l->fids, cap * sizeof *grown);

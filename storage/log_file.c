@@ -378,6 +378,17 @@ static int cmp_chunk(const void *a, const void *b)
 }
 
 /* Decodes one chunk's description into *c. Returns false with a reason in `why`. */
+int fm_log_chunk_fid(const FilerPb__FileChunk *pb, fm_fid *out)
+{
+  if (pb->file_id != NULL && pb->file_id[0] != '\0')
+    return fm_fid_parse(pb->file_id, strlen(pb->file_id), out) == 0 ? 0 : FM_EINVAL;
+  if (pb->fid != NULL && pb->fid->volume_id != 0) {
+    *out = (fm_fid){ pb->fid->volume_id, pb->fid->file_key, pb->fid->cookie };
+    return 0;
+  }
+  return FM_ENOTFOUND;
+}
+
 static bool chunk_from_pb(const FilerPb__FileChunk *pb, fm_log_chunk *c, char *why, size_t whylen)
 {
   memset(c, 0, sizeof *c);
@@ -388,16 +399,12 @@ static bool chunk_from_pb(const FilerPb__FileChunk *pb, fm_log_chunk *c, char *w
     snprintf(why, whylen, "chunk with negative offset %" PRId64, pb->offset);
     return false;
   }
-  if (pb->file_id != NULL && pb->file_id[0] != '\0') {
-    if (fm_fid_parse(pb->file_id, strlen(pb->file_id), &c->fid) != 0) {
-      snprintf(why, whylen, "chunk with a bad file id \"%.*s\"", shown(strlen(pb->file_id)), pb->file_id);
-      return false;
-    }
-  } else if (pb->fid != NULL && pb->fid->volume_id != 0) {
-    c->fid.volume_id = pb->fid->volume_id;
-    c->fid.key = pb->fid->file_key;
-    c->fid.cookie = pb->fid->cookie;
-  } else {
+  int rc = fm_log_chunk_fid(pb, &c->fid);
+  if (rc == FM_EINVAL) {
+    snprintf(why, whylen, "chunk with a bad file id \"%.*s\"", shown(strlen(pb->file_id)), pb->file_id);
+    return false;
+  }
+  if (rc != 0) {
     snprintf(why, whylen, "chunk without a file id");
     return false;
   }

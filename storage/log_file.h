@@ -106,6 +106,10 @@ void fm_log_files_free(fm_log_files *l);
  * entries are passed over. Returns 0, FM_EIO or FM_ENOMEM with `err`. Any thread. */
 int fm_log_files_oldest(fm_store *s, int64_t *oldest_minute_ns, char *err, size_t errlen);
 
+/* The needle a chunk names: its file_id text, or else its fid struct (upstream's compact form). Returns 0, FM_EINVAL
+ * (a file_id that does not parse) or FM_ENOTFOUND (neither is set). Used by the listing and by retention. */
+int fm_log_chunk_fid(const struct FilerPb__FileChunk *pb, fm_fid *out);
+
 /*
  * Reads a chunk's bytes for a log file's byte stream: fetches the needle, decrypts it when the chunk has a cipher_key
  * (AES-256-GCM, nonce first, as upstream) and gunzips it when is_compressed, and checks that the result has the

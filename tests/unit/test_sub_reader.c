@@ -157,9 +157,8 @@ static void wait_flushed(fixture *f, int64_t ts)
   assert_true(fm_logbuf_flushed_ts(f->logbuf) >= ts);
 }
 
-/* Reads until caught up (or `want` events, or the end); returns the ts read, in order. */
-static size_t read_all(fixture *f, int64_t since, int64_t until, size_t want, int64_t **out, size_t *from_disk,
-                       int *end_rc)
+/* Reads until caught up (or the end); returns the ts read, in order. */
+static size_t read_all(fixture *f, int64_t since, int64_t until, int64_t **out, size_t *from_disk, int *end_rc)
 {
   fm_sub_reader_config cfg = { .store = f->store, .chunks = f->chunks, .logbuf = f->logbuf };
   fm_sub_reader *r = NULL;
@@ -170,7 +169,7 @@ static size_t read_all(fixture *f, int64_t since, int64_t until, size_t want, in
   char err[FM_ERR_LEN] = "";
   int rc;
   fm_sub_event ev;
-  while ((want == 0 || n < want) && (rc = fm_sub_reader_next(r, &ev, want ? 5000 : 0, err, sizeof err)) == 0) {
+  while ((rc = fm_sub_reader_next(r, &ev, 0, err, sizeof err)) == 0) {
     FilerPb__SubscribeMetadataResponse *m = filer_pb__subscribe_metadata_response__unpack(NULL, ev.len, ev.data);
     assert_non_null(m);
     assert_int_equal(m->ts_ns, ev.ts_ns);
@@ -184,8 +183,6 @@ static size_t read_all(fixture *f, int64_t since, int64_t until, size_t want, in
     if (n % 97 == 0)
       fm_sub_reader_release(r); /* as a reader whose queue filled up */
   }
-  if (want != 0 && n == want)
-    rc = 0;
   *end_rc = rc;
   assert_int_equal(fm_sub_reader_ts(r), n > 0 ? (*out)[n - 1] : since);
   fm_sub_reader_close(r);
@@ -216,7 +213,7 @@ static void test_history_then_memory_exactly_once(void **state)
   int64_t *got;
   size_t disk;
   int end;
-  size_t n = read_all(f, 0, 0, 0, &got, &disk, &end);
+  size_t n = read_all(f, 0, 0, &got, &disk, &end);
   assert_int_equal(end, FM_ETIMEDOUT);
   assert_int_equal(n, total);
   for (size_t i = 0; i < n; i++)
@@ -227,14 +224,14 @@ static void test_history_then_memory_exactly_once(void **state)
   /* from the middle of the history, and from the middle of memory */
   size_t marks[] = { 1, 1500, total - 10 };
   for (size_t k = 0; k < 3; k++) {
-    n = read_all(f, all[marks[k] - 1], 0, 0, &got, &disk, &end);
+    n = read_all(f, all[marks[k] - 1], 0, &got, &disk, &end);
     assert_int_equal(n, total - marks[k]);
     for (size_t i = 0; i < n; i++)
       assert_int_equal(got[i], all[marks[k] + i]);
     free(got);
   }
   /* a bound ends the reader, with the bound's event included */
-  n = read_all(f, all[99], all[1999], 0, &got, &disk, &end);
+  n = read_all(f, all[99], all[1999], &got, &disk, &end);
   assert_int_equal(end, FM_ENOTFOUND);
   assert_int_equal(n, 1900);
   assert_int_equal(got[0], all[100]);
