@@ -37,7 +37,7 @@ typedef struct piece {
 typedef struct response {
   piece pieces[FM_SUB_REFS_PER_RESPONSE];
   size_t n;
-  size_t bytes; /* packed size of the pieces so far */
+  size_t bytes;                                     /* packed size of the pieces so far */
   fm_log_file *files[FM_SUB_REFS_PER_RESPONSE + 1]; /* one more: a file whose first piece waits for a flush */
   size_t nfiles;
   fm_sub_refs_emit emit;
@@ -129,7 +129,8 @@ static int add_file(response *r, fm_log_file *f, int64_t since_ns)
 {
   size_t first = 0;
   /* a chunk's modified_ts_ns is never before its last record (the flusher's rule; 0 when unknown) */
-  while (first < f->nchunks && f->chunks[first].pb->modified_ts_ns > 0 && f->chunks[first].pb->modified_ts_ns <= since_ns)
+  while (first < f->nchunks && f->chunks[first].pb->modified_ts_ns > 0 &&
+         f->chunks[first].pb->modified_ts_ns <= since_ns)
     first++;
   if (first == f->nchunks) {
     fm_log_file_free(f);
