@@ -9,7 +9,8 @@
  * Sender half (any thread; mostly the completion-queue thread in on_sent): one send in flight. When the send
  * completes it takes the next slots: while batching is allowed and the head event is older than batch_behind, up to
  * FM_SUB_BATCH_MAX event slots in one response (the first event's bytes plus field-4 frames, sub_batch.c); else one.
- * Nothing waits to fill a batch. An END slot finishes the call with its status.
+ * Nothing waits to fill a batch. A message with more queued behind it carries GRPC_WRITE_BUFFER_HINT, the last one
+ * does not. An END slot finishes the call with its status.
  *
  * Lifetime: two references, the call's side (dropped in on_done) and the reader thread's (dropped when it exits);
  * the last one frees the stream, the kept request and the call reference. on_done wakes the reader, which notices
@@ -112,8 +113,9 @@ static void free_block(void *p)
 /* Takes what goes into the next response from the ring. Holds mu. Returns a byte buffer to send (NULL: nothing to
  * send), or the END slot's code and message when it comes up. */
 static grpc_byte_buffer *take_locked(stream *st, bool by_sender, bool *end, grpc_status_code *end_code, char **end_msg,
-                                     uint64_t *events, uint64_t *bytes)
+                                     uint64_t *events, uint64_t *bytes, uint32_t *flags)
 {
+  *flags = 0;
   *end = false;
   *events = *bytes = 0;
   if (st->sending || st->finished || st->count == 0)
@@ -176,6 +178,11 @@ static grpc_byte_buffer *take_locked(stream *st, bool by_sender, bool *end, grpc
   grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&slice, 1);
   grpc_slice_unref(slice);
   st->sending = true;
+  /* more is queued behind this one: gRPC may hold it for the next write instead of a write of its own (the send
+   * still completes, so one send in flight keeps moving); the last queued message goes without the hint, so a
+   * caught-up stream waits for nothing. Measured: one event per message 75-82k -> 199-207k events/s. */
+  if (st->count > 0 && st->ring[st->head].kind != SLOT_END)
+    *flags = GRPC_WRITE_BUFFER_HINT;
   /* room for the reader: woken at half empty, not per message (a reader faster than its client otherwise trades a
    * task switch with the sender for every message) */
   if (st->count <= FM_SUB_RING_SLOTS / 2 && st->bytes <= FM_SUB_RING_BYTES / 2)
@@ -191,10 +198,11 @@ static void pump(stream *st, bool by_sender)
   grpc_status_code code = GRPC_STATUS_OK;
   char *msg = NULL;
   uint64_t events, bytes;
+  uint32_t flags;
   pthread_mutex_lock(&st->mu);
   if (!by_sender)
     st->kick_due = false;
-  grpc_byte_buffer *bb = take_locked(st, by_sender, &end, &code, &msg, &events, &bytes);
+  grpc_byte_buffer *bb = take_locked(st, by_sender, &end, &code, &msg, &events, &bytes, &flags);
   pthread_mutex_unlock(&st->mu);
   if (end) {
     fm_rpc_call_finish(st->call, code, msg != NULL ? msg : "");
@@ -204,7 +212,7 @@ static void pump(stream *st, bool by_sender)
   if (bb == NULL)
     return;
   fm_subreg_stream_count_sent(st->reg, events, bytes);
-  if (fm_rpc_call_send_buffer(st->call, bb, 0) != 0) {
+  if (fm_rpc_call_send_buffer(st->call, bb, flags) != 0) {
     /* the call is over or ending: stop sending; on_done ends the rest */
     pthread_mutex_lock(&st->mu);
     st->sending = false;

@@ -192,7 +192,10 @@ def test_sigkill_during_writes_keeps_exactly_the_acknowledged_events():
     tmp = tempfile.mkdtemp(prefix="fmtest-log-")
     data = os.path.join(tmp, "data")
     try:
-        with Server(data_dir=data, args=FLAGS) as s:
+        # flushes by the 1 s interval only (no chunk fills up and flushes early), so that the kill at
+        # 2.5 s always leaves about half a second of events to recover, however slowly the writers go
+        kill_flags = ["-metaLog.flushIntervalSec", "1"]  # 4 MiB chunks
+        with Server(data_dir=data, args=kill_flags) as s:
             stop = threading.Event()
             threads, acks, errors = writers(s, 6, stop=stop, prefix="/kill")
             time.sleep(2.5)  # a few flushes happen before the kill
