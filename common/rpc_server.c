@@ -283,6 +283,9 @@ int fm_rpc_call_send_buffer(fm_rpc_call *c, grpc_byte_buffer *bb, uint32_t flags
     if (!c->md_sent) {
       ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
       c->md_sent = true;
+      /* gRPC 1.51's chttp2 starts no write for initial metadata sent with a hinted message: the stream can stall
+       * there (seen in 1 of 6 runs, and in every ASan run). The first message goes unhinted. */
+      flags &= ~(uint32_t)GRPC_WRITE_BUFFER_HINT;
     }
     ops[n].op = GRPC_OP_SEND_MESSAGE;
     ops[n].flags = flags;

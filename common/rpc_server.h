@@ -110,7 +110,8 @@ void fm_rpc_server_each_count(const fm_rpc_server *srv, fm_rpc_count_fn fn, void
 
 /* ---- per-call operations: thread-safe unless noted ---- */
 
-/* Encodes `msg` and sends it with grpc write flags (e.g. GRPC_WRITE_BUFFER_HINT).
+/* Encodes `msg` and sends it with grpc write flags (e.g. GRPC_WRITE_BUFFER_HINT, which the call's first message,
+ * carrying the initial metadata, never gets: gRPC 1.51 may then never write it).
  * Returns FM_EBUSY if a send is in flight, FM_ECANCELED if the call is over
  * or finishing, FM_ENOMEM. */
 int fm_rpc_call_send(fm_rpc_call *call, const ProtobufCMessage *msg, uint32_t flags);
