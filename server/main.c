@@ -354,6 +354,7 @@ int main(int argc, char **argv)
     .signature = filer.signature,
     .batch_behind_ns = o.batch_behind_ns,
     .heartbeat_ns = FM_SUB_HEARTBEAT_DEFAULT,
+    .flush_report_ns = FM_SUB_FLUSH_REPORT_DEFAULT,
     .registry = registry,
     .threads = &readers,
   };

@@ -94,6 +94,16 @@ void fm_sub_reader_release(fm_sub_reader *r)
   fm_logbuf_cursor_release(r->cfg.logbuf, &r->cur);
 }
 
+void fm_sub_reader_seek(fm_sub_reader *r, int64_t ts_ns)
+{
+  drop_cursor(r);
+  fm_log_scan_close(r->scan);
+  r->scan = NULL;
+  r->disk = false;
+  if (ts_ns > r->pos)
+    r->last = r->pos = ts_ns;
+}
+
 int64_t fm_sub_reader_ts(const fm_sub_reader *r)
 {
   return r->last;

@@ -20,6 +20,8 @@ typedef struct fm_sub_service {
 #define FM_SUB_BATCH_BEHIND_DEFAULT (INT64_C(120) * 1000000000)
 /* Idle heartbeat interval (PROTOCOL.md section 5.5). */
 #define FM_SUB_HEARTBEAT_DEFAULT (INT64_C(5) * 1000000000)
+/* How often a local stream reports the flushed watermark to such clients (PROTOCOL.md 5.5). */
+#define FM_SUB_FLUSH_REPORT_DEFAULT (INT64_C(5) * 1000000000)
 
 /* Adds the methods to `t`; `svc` is borrowed and must outlive the server. */
 int fm_sub_service_register(fm_rpc_methods *t, fm_sub_service *svc);

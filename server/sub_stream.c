@@ -31,6 +31,7 @@
 #include "sub_batch.h"
 #include "sub_filter.h"
 #include "sub_reader.h"
+#include "sub_refs.h"
 
 /* How long the reader waits for an event before it looks at its flags (and heartbeats) again. */
 #define READ_WAIT_MS 250
@@ -38,7 +39,8 @@
 /* A reader whose ring stays full this long lets go of what it holds in memory. */
 #define PARK_AFTER_S 1
 
-typedef enum slot_kind { SLOT_EVENT, SLOT_KEEPALIVE, SLOT_END } slot_kind;
+/* Only SLOT_EVENT slots (events and markers) are batched; keep-alives and refs go alone. */
+typedef enum slot_kind { SLOT_EVENT, SLOT_KEEPALIVE, SLOT_REFS, SLOT_END } slot_kind;
 
 typedef struct slot {
   uint8_t *bytes; /* owned; NULL for END */
@@ -55,6 +57,7 @@ typedef struct stream {
   FilerPb__SubscribeMetadataRequest *req;
   fm_subreg_stream *reg;
   bool batching, heartbeat;
+  bool flush_reports; /* a local stream whose client asked for keep-alives: the flushed watermark every 5 s */
 
   /* reader thread only */
   fm_sub_filter filter;
@@ -320,14 +323,71 @@ static bool over(stream *st)
   return o;
 }
 
+/* The flush report (PROTOCOL.md 5.5): {flushed_ts_ns} with ts_ns 0, every flush_report_ns, caught up or not.
+ * Returns false when the stream is over. */
+static bool report_flush(stream *st, int64_t *last)
+{
+  int64_t now = fm_mono_ns();
+  if (now - *last < st->cfg.flush_report_ns)
+    return true;
+  *last = now;
+  int64_t flushed = fm_logbuf_flushed_ts(st->cfg.logbuf);
+  if (flushed <= 0)
+    return true; /* nothing flushed yet: nothing to report */
+  uint8_t m[FM_SUB_KEEPALIVE_MAX];
+  size_t len = fm_sub_batch_heartbeat(0, flushed, m);
+  return push_copy(st, SLOT_KEEPALIVE, m, len, 0, true);
+}
+
+static bool emit_refs(void *arg, uint8_t *bytes, size_t len)
+{
+  return push(arg, SLOT_REFS, bytes, len, 0, GRPC_STATUS_OK, NULL, true);
+}
+
+/* Log-file refs mode (PROTOCOL.md 5.7): the persisted part of the range as refs, then the transition marker at T,
+ * then the reader goes on after T. Returns false when the stream is over (ended here or by the client). */
+static bool send_refs(stream *st)
+{
+  int64_t through = 0;
+  char err[FM_ERR_LEN] = "";
+  int rc =
+      fm_sub_refs_send(st->cfg.store, st->req->since_ns, st->req->until_ns, emit_refs, st, &through, err, sizeof err);
+  if (rc == FM_ECANCELED)
+    return false;
+  if (rc != 0) {
+    char msg[FM_ERR_LEN + 64];
+    snprintf(msg, sizeof msg, "reading from persisted logs: %s", err[0] ? err : fm_strerror(rc));
+    push_end(st,
+             rc == FM_EDECODE  ? GRPC_STATUS_DATA_LOSS
+             : rc == FM_ENOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED
+                               : GRPC_STATUS_INTERNAL,
+             msg);
+    return false;
+  }
+  if (through <= st->req->since_ns)
+    return true; /* nothing persisted after since_ns: events from the start */
+  uint8_t m[FM_SUB_KEEPALIVE_MAX];
+  size_t mlen = fm_sub_batch_marker(through, m);
+  if (!push_copy(st, SLOT_EVENT, m, mlen, through, true))
+    return false;
+  fm_sub_reader_seek(st->reader, through);
+  fm_subreg_stream_set_position(st->reg, through);
+  return true;
+}
+
 static void *reader_main(void *arg)
 {
   stream *st = arg;
   char err[FM_ERR_LEN];
   int64_t last_out = fm_mono_ns();
   size_t unkicked = 0; /* events queued since the last kick */
-  for (;;) {
+  int64_t last_report = fm_mono_ns();
+  uint32_t ticks = 0;
+  bool ok = !st->req->client_supports_metadata_chunks || send_refs(st);
+  for (; ok;) {
     if (over(st))
+      break;
+    if (st->flush_reports && (++ticks & 1023) == 0 && !report_flush(st, &last_report))
       break;
     if (fm_subreg_stream_superseded(st->reg))
       break; /* a newer epoch of this client took over: ends with OK below, queued events or not */
@@ -385,6 +445,8 @@ static void *reader_main(void *arg)
       push_end(st, GRPC_STATUS_OK, "");
       break;
     }
+    if (rc == FM_ETIMEDOUT && st->flush_reports && !report_flush(st, &last_report))
+      break;
     if (rc == FM_ETIMEDOUT) {
       /* caught up */
       if (st->heartbeat && fm_mono_ns() - last_out >= st->cfg.heartbeat_ns) {
@@ -486,6 +548,7 @@ int fm_sub_stream_start(fm_rpc_call *call, FilerPb__SubscribeMetadataRequest *re
   st->req = req;
   st->batching = req->client_supports_batching;
   st->heartbeat = req->client_supports_idle_heartbeat;
+  st->flush_reports = cfg->local && req->client_supports_idle_heartbeat && cfg->flush_report_ns > 0;
   int rc = fm_sub_filter_init(&st->filter, req, cfg->signature, err, errlen);
   if (rc != 0) {
     free(st);

@@ -49,6 +49,7 @@ typedef struct fm_sub_stream_config {
   bool local;              /* SubscribeLocalMetadata: heartbeats carry the flushed watermark */
   int64_t batch_behind_ns; /* batch while the next event is older than this (-metaLog.batchBehind) */
   int64_t heartbeat_ns;    /* idle heartbeat interval for clients that asked for it */
+  int64_t flush_report_ns; /* local streams of those clients: the flushed watermark this often (0: never) */
   fm_subreg *registry;     /* borrowed: where the stream is listed (and superseded) */
   fm_sub_threads *threads; /* borrowed: counts the reader thread */
 } fm_sub_stream_config;
