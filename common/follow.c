@@ -381,8 +381,9 @@ static int response(fm_follow *f, grpc_byte_buffer *bb, char *err, size_t errlen
   ProtobufCAllocator alloc = fm_arena_allocator(&f->arena);
   ProtobufCMessage *pm = NULL;
   if (fm_rpc_decode(bb, &filer_pb__subscribe_metadata_response__descriptor, &alloc, &pm) != 0) {
-    snprintf(err, errlen, "%s", fm_arena_failed(&f->arena) ? "out of memory decoding a response"
-                                                           : "a response does not decode as SubscribeMetadataResponse");
+    snprintf(err, errlen, "%s",
+             fm_arena_failed(&f->arena) ? "out of memory decoding a response"
+                                        : "a response does not decode as SubscribeMetadataResponse");
     return fm_arena_failed(&f->arena) ? FM_ENOMEM : FM_EDECODE;
   }
   FilerPb__SubscribeMetadataResponse *m = (FilerPb__SubscribeMetadataResponse *)pm;

@@ -51,11 +51,11 @@ typedef struct job {
 } job;
 
 typedef struct cursor {
-  job *next;      /* the next job to open, NULL when none is left */
-  job *cur;       /* the open job, or NULL */
-  size_t chunk;   /* chunks of cur fed so far */
+  job *next;    /* the next job to open, NULL when none is left */
+  job *cur;     /* the open job, or NULL */
+  size_t chunk; /* chunks of cur fed so far */
   fm_log_reader rd;
-  uint32_t tie;   /* rank of the filer id */
+  uint32_t tie; /* rank of the filer id */
   fm_log_record rec;
 } cursor;
 
@@ -536,8 +536,8 @@ static int cursor_next(fm_follow_refs *r, CURL **curl, cursor *c, fm_follow_refs
 }
 
 /* Decides one record and hands it to fn when it passes. Returns 0, FM_ECANCELED (fn stopped), or an error. */
-static int deliver(fm_follow_refs *r, const fm_log_record *rec, int64_t after_ns, int64_t upto_ns,
-                   fm_follow_refs_fn fn, void *arg, fm_follow_refs_counts *counts, char *err, size_t errlen)
+static int deliver(fm_follow_refs *r, const fm_log_record *rec, int64_t after_ns, int64_t upto_ns, fm_follow_refs_fn fn,
+                   void *arg, fm_follow_refs_counts *counts, char *err, size_t errlen)
 {
   counts->records++;
   if (rec->ts_ns <= after_ns || (upto_ns > 0 && rec->ts_ns > upto_ns))
