@@ -30,6 +30,8 @@
 #define LOOKUP_TIMEOUT_MS 10000
 /* A chunk's content is at most this big (as the server's reader accepts). */
 #define CHUNK_MAX (UINT64_C(1) << 30)
+/* cursor_next: the cursor's filer has no more records (not an error code: those are negative) */
+#define EXHAUSTED 1
 
 typedef struct location {
   uint32_t volume_id;
@@ -486,8 +488,7 @@ static int acquire(fm_follow_refs *r, CURL **curl, job *j, char *err, size_t err
 
 /* ================================================================ merging */
 
-/* Moves cursor c to its next record (c->rec). Returns 0, FM_ENOTFOUND when the filer's refs are exhausted, or an
- * error. */
+/* Moves cursor c to its next record (c->rec). Returns 0, EXHAUSTED when the filer's refs are over, or an error. */
 static int cursor_next(fm_follow_refs *r, CURL **curl, cursor *c, fm_follow_refs_counts *counts, char *err,
                        size_t errlen)
 {
@@ -497,7 +498,7 @@ static int cursor_next(fm_follow_refs *r, CURL **curl, cursor *c, fm_follow_refs
     if (c->cur == NULL) {
       job *j = c->next;
       if (j == NULL)
-        return FM_ENOTFOUND;
+        return EXHAUSTED;
       int rc = acquire(r, curl, j, err, errlen);
       if (rc != 0)
         return rc;
@@ -668,7 +669,7 @@ int fm_follow_refs_read(fm_follow_refs *r, fm_rpc_client *rpc, FilerPb__LogFileC
     rc = cursor_next(r, &curl, &cs[k], counts, err, errlen);
     if (rc == 0)
       rc = fm_ts_heap_push(&heap, cs[k].rec.ts_ns, cs[k].tie, &cs[k]);
-    else if (rc == FM_ENOTFOUND)
+    else if (rc == EXHAUSTED)
       rc = 0;
   }
   fm_ts_heap_item it;
@@ -680,7 +681,7 @@ int fm_follow_refs_read(fm_follow_refs *r, fm_rpc_client *rpc, FilerPb__LogFileC
     rc = cursor_next(r, &curl, c, counts, err, errlen);
     if (rc == 0)
       rc = fm_ts_heap_push(&heap, c->rec.ts_ns, c->tie, c);
-    else if (rc == FM_ENOTFOUND)
+    else if (rc == EXHAUSTED)
       rc = 0;
   }
   if (rc == FM_ENOMEM && err[0] == '\0')
