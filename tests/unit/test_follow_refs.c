@@ -100,9 +100,9 @@ static void add_event(stream *s, int64_t ts, const char *dir, const char *name, 
   uint8_t ev[1024];
   size_t evlen = filer_pb__subscribe_metadata_response__pack(&m, ev);
   size_t w = 0;
-  assert_int_equal(fm_log_record_encode(ts, ev, evlen, dir, strlen(dir), s->offset++, s->buf + s->len,
-                                        sizeof s->buf - s->len, &w),
-                   0);
+  assert_int_equal(
+      fm_log_record_encode(ts, ev, evlen, dir, strlen(dir), s->offset++, s->buf + s->len, sizeof s->buf - s->len, &w),
+      0);
   s->len += w;
 }
 
@@ -205,8 +205,8 @@ static int read_refs(FilerPb__LogFileChunkRef **refs, size_t n, const char *pref
   assert_int_equal(fm_follow_refs_set_location(r, F->volume_id, F->url), 0);
   fm_follow_refs_counts c;
   err[0] = '\0';
-  int rc = fm_follow_refs_read(r, NULL, refs, n, after, upto, collect, g, counts != NULL ? counts : &c, err,
-                               FM_ERR_LEN);
+  int rc =
+      fm_follow_refs_read(r, NULL, refs, n, after, upto, collect, g, counts != NULL ? counts : &c, err, FM_ERR_LEN);
   fm_follow_refs_free(r);
   fm_event_filter_destroy(&paths);
   return rc;
@@ -266,8 +266,8 @@ static void test_bounds_and_filters(void **state)
   stream *s = calloc(1, sizeof *s);
   add_event(s, 100, "/a", "x1", 0);
   add_event(s, 200, "/b", "y1", 0);
-  add_event(s, 300, "/a", "x2", 77);                   /* carries the reader's signature */
-  add_event(s, 400, "/topics/.system/log", "z", 0);     /* never delivered */
+  add_event(s, 300, "/a", "x2", 77);                /* carries the reader's signature */
+  add_event(s, 400, "/topics/.system/log", "z", 0); /* never delivered */
   add_event(s, 500, "/a/deeper", "x3", 0);
   add_event(s, 600, "/a", "x4", 0);
   static ref r;
