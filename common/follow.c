@@ -175,7 +175,7 @@ int fm_follow_new(const fm_follow_options *o, fm_follow **out, char *err, size_t
       .paths = &f->paths,
       .signature = o->signature,
       .threads = o->refs_threads > 0 ? o->refs_threads : 4,
-      .prefetch = o->refs_prefetch > 0 ? o->refs_prefetch : 8,
+      .prefetch = o->refs_prefetch > 0 ? o->refs_prefetch : 16,
     };
     if (fm_follow_refs_new(&rc_cfg, &f->refsr) != 0) {
       snprintf(err, errlen, "out of memory");

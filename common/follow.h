@@ -73,7 +73,8 @@ typedef struct fm_follow_options {
   int64_t backoff_initial_ms;
   int64_t backoff_max_ms;
   int max_retries;
-  /* refs mode: fetch threads (default 4) and files fetched ahead of the one being delivered (default 8) */
+  /* refs mode: fetch threads (default 4) and chunks fetched ahead of the one being delivered (default 16: a chunk
+   * of our log files is at most 4 MiB by default) */
   int refs_threads;
   int refs_prefetch;
 } fm_follow_options;

@@ -1,12 +1,14 @@
 /*
- * Refs-mode reads. A read turns the refs into jobs (one per ref, in arrival order) and one cursor per filer id
- * walking that filer's jobs in order; a min-heap over the cursors' current records gives the merged order.
+ * Refs-mode reads. A read turns the refs' chunks into jobs (in arrival order: ref by ref, each ref's chunks in offset
+ * order) and makes one cursor per filer id walking that filer's refs in order; a min-heap over the cursors' current
+ * records gives the merged order.
  *
- * Fetching: `threads` workers take the lowest-numbered job nobody started, as long as fewer than `prefetch` fetched
- * jobs wait unopened (or are in flight); the delivering thread never waits for a job nobody started: it fetches such
- * a job itself. So the window bounds memory without any risk of waiting for a fetch that cannot start. A job holds
- * each chunk's decoded content; a cursor feeds them to an fm_log_reader one by one, and the job is freed when its
- * last record was delivered.
+ * Fetching: `threads` workers take the lowest-numbered chunk nobody started, as long as fewer than `prefetch` fetched
+ * chunks wait unread (or are in flight); the delivering thread never waits for a chunk nobody started: it fetches
+ * such a chunk itself. So the window bounds memory (a log file can be a hundred megabytes; a chunk is a few) without
+ * any risk of waiting for a fetch that cannot start. A cursor feeds its ref's chunks to an fm_log_reader one by one
+ * and gives each back once the reader has moved past it; given-back buffers are kept for the next fetches, because
+ * fresh multi-megabyte blocks cost a page fault per 4 KiB.
  */
 #include "follow_refs.h"
 
@@ -40,26 +42,39 @@ typedef struct location {
 
 typedef enum job_state { JOB_IDLE, JOB_RUNNING, JOB_DONE } job_state;
 
+/* One ref of a read. */
+typedef struct refst {
+  const FilerPb__LogFileChunkRef *pb; /* borrowed from the caller */
+  struct refst *next_of_filer;        /* the same filer's next ref */
+  size_t first_job;                   /* its chunks are jobs first_job .. first_job + pb->n_chunks - 1 */
+} refst;
+
+/* One chunk to fetch. */
 typedef struct job {
-  const FilerPb__LogFileChunkRef *ref; /* borrowed from the caller */
-  struct job *next_of_filer;           /* the same filer's next ref */
-  size_t index;
+  const FilerPb__FileChunk *pb;
+  refst *ref;
   job_state state; /* under mu */
-  bool prefetched; /* a worker fetched it: it counts in the window until opened */
+  bool prefetched; /* a worker fetched it: it counts in the window until the cursor takes it */
   int rc;          /* when DONE */
   char err[FM_ERR_LEN];
-  void **bufs; /* one decoded chunk each (ref->n_chunks) */
-  size_t *lens;
+  uint8_t *buf; /* the decoded content */
+  size_t len, cap;
 } job;
 
 typedef struct cursor {
-  job *next;    /* the next job to open, NULL when none is left */
-  job *cur;     /* the open job, or NULL */
+  refst *next;  /* the next ref to open, NULL when none is left */
+  refst *cur;   /* the open ref, or NULL */
   size_t chunk; /* chunks of cur fed so far */
   fm_log_reader rd;
   uint32_t tie; /* rank of the filer id */
   fm_log_record rec;
 } cursor;
+
+/* A buffer given back, for the next fetch. */
+typedef struct spare {
+  uint8_t *buf;
+  size_t cap;
+} spare;
 
 struct fm_follow_refs {
   fm_follow_refs_config cfg;
@@ -70,11 +85,14 @@ struct fm_follow_refs {
   /* one read at a time; these live for its duration */
   pthread_mutex_t mu;
   pthread_cond_t cv;
+  refst *refs;
   job *jobs;
   size_t njobs;
   size_t scan;   /* jobs before it are not IDLE */
-  size_t window; /* prefetched jobs not yet opened, in flight included */
+  size_t window; /* prefetched jobs not yet taken, in flight included */
   bool done;     /* the read is over: workers leave */
+  spare *spares; /* under mu; at most max_spares */
+  size_t n_spares, max_spares;
   fm_arena arena;
 };
 
@@ -102,6 +120,13 @@ int fm_follow_refs_new(const fm_follow_refs_config *cfg, fm_follow_refs **out)
   pthread_mutex_init(&r->mu, NULL);
   pthread_cond_init(&r->cv, NULL);
   fm_arena_init(&r->arena, 16 << 10, 1 << 20);
+  /* enough for every chunk in the window, in flight, and open in a cursor to come back */
+  r->max_spares = (size_t)r->cfg.prefetch + (size_t)r->cfg.threads + 4;
+  r->spares = calloc(r->max_spares, sizeof *r->spares);
+  if (r->spares == NULL) {
+    fm_follow_refs_free(r);
+    return FM_ENOMEM;
+  }
   *out = r;
   return 0;
 }
@@ -113,6 +138,9 @@ void fm_follow_refs_free(fm_follow_refs *r)
   for (size_t i = 0; i < r->n_locs; i++)
     free(r->locs[i].url);
   free(r->locs);
+  for (size_t i = 0; i < r->n_spares; i++)
+    free(r->spares[i].buf);
+  free(r->spares);
   fm_arena_destroy(&r->arena);
   pthread_mutex_destroy(&r->mu);
   pthread_cond_destroy(&r->cv);
@@ -259,10 +287,43 @@ out:
 /* ================================================================ fetching */
 
 typedef struct body {
+  fm_follow_refs *r;
   uint8_t *p;
   size_t len, cap;
   bool oom;
 } body;
+
+/* A buffer of at least `want` bytes: a spare when one is big enough, else a new one. */
+static uint8_t *take_buffer(fm_follow_refs *r, size_t want, size_t *cap)
+{
+  pthread_mutex_lock(&r->mu);
+  for (size_t i = 0; i < r->n_spares; i++) {
+    if (r->spares[i].cap >= want) {
+      spare sp = r->spares[i];
+      r->spares[i] = r->spares[--r->n_spares];
+      pthread_mutex_unlock(&r->mu);
+      *cap = sp.cap;
+      return sp.buf;
+    }
+  }
+  pthread_mutex_unlock(&r->mu);
+  *cap = want;
+  return malloc(want > 0 ? want : 1);
+}
+
+/* Keeps buf for a later fetch, or frees it when enough are kept. */
+static void give_back(fm_follow_refs *r, uint8_t *buf, size_t cap)
+{
+  if (buf == NULL)
+    return;
+  pthread_mutex_lock(&r->mu);
+  if (r->n_spares < r->max_spares) {
+    r->spares[r->n_spares++] = (spare){ buf, cap };
+    buf = NULL;
+  }
+  pthread_mutex_unlock(&r->mu);
+  free(buf);
+}
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
@@ -291,16 +352,16 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
   return atomic_load(&r->cancelled) ? 1 : 0;
 }
 
-/* A short name for a ref in messages: "<filer id>@<file minute ns>". */
+/* A short name for a ref in messages: "log file <filer id>@<file minute ns>". */
 static void ref_name(const FilerPb__LogFileChunkRef *ref, char *buf, size_t len)
 {
   snprintf(buf, len, "log file %.40s@%" PRId64, ref->filer_id != NULL ? ref->filer_id : "", ref->file_ts_ns);
 }
 
-/* GETs one chunk into *out and decodes it. */
-static int fetch_chunk(fm_follow_refs *r, CURL *curl, const FilerPb__FileChunk *pb, void **out, size_t *out_len,
-                       char *err, size_t errlen)
+/* GETs one chunk into j->buf and decodes it. */
+static int fetch_chunk(fm_follow_refs *r, CURL *curl, job *j, char *err, size_t errlen)
 {
+  const FilerPb__FileChunk *pb = j->pb;
   fm_fid fid;
   char fids[FM_FID_MAX] = "";
   int rc = fm_log_chunk_fid(pb, &fid);
@@ -322,9 +383,8 @@ static int fetch_chunk(fm_follow_refs *r, CURL *curl, const FilerPb__FileChunk *
     snprintf(err, errlen, "chunk %s: URL too long", fids);
     return FM_EINVAL;
   }
-  body b = { 0 };
-  b.cap = (size_t)pb->size + 64;
-  b.p = malloc(b.cap);
+  body b = { .r = r };
+  b.p = take_buffer(r, (size_t)pb->size + 64, &b.cap);
   if (b.p == NULL)
     return FM_ENOMEM;
   curl_easy_setopt(curl, CURLOPT_URL, full);
@@ -332,17 +392,16 @@ static int fetch_chunk(fm_follow_refs *r, CURL *curl, const FilerPb__FileChunk *
   CURLcode cc = curl_easy_perform(curl);
   long status = 0;
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  if (cc != CURLE_OK) {
-    free(b.p);
+  if (cc != CURLE_OK || status != 200) {
+    give_back(r, b.p, b.cap);
     if (b.oom)
       return FM_ENOMEM;
-    if (atomic_load(&r->cancelled))
+    if (cc != CURLE_OK && atomic_load(&r->cancelled))
       return FM_ECANCELED;
-    snprintf(err, errlen, "GET %.200s: %.40s", full, curl_easy_strerror(cc));
-    return FM_EUNAVAILABLE;
-  }
-  if (status != 200) {
-    free(b.p);
+    if (cc != CURLE_OK) {
+      snprintf(err, errlen, "GET %.200s: %.40s", full, curl_easy_strerror(cc));
+      return FM_EUNAVAILABLE;
+    }
     snprintf(err, errlen, "GET %.200s: HTTP %ld", full, status);
     return status == 404 ? FM_ENOTFOUND : status >= 500 ? FM_EUNAVAILABLE : FM_EIO;
   }
@@ -353,51 +412,24 @@ static int fetch_chunk(fm_follow_refs *r, CURL *curl, const FilerPb__FileChunk *
     free(buf);
     return rc;
   }
-  *out = buf;
-  *out_len = len;
+  bool replaced = pb->is_compressed || pb->cipher_key.len > 0; /* the content is then in a block of its own */
+  j->buf = buf;
+  j->len = len;
+  j->cap = replaced ? len : b.cap;
   return 0;
 }
 
-/* Fetches every chunk of j (its chunks must be contiguous from offset 0). Sets j->rc and j->err. */
+/* Fetches job j; sets j->rc and j->err. */
 static void fetch_job(fm_follow_refs *r, CURL *curl, job *j)
 {
-  const FilerPb__LogFileChunkRef *ref = j->ref;
-  char name[96], why[FM_ERR_LEN] = "";
-  int rc = 0;
-  j->bufs = calloc(ref->n_chunks > 0 ? ref->n_chunks : 1, sizeof *j->bufs);
-  j->lens = calloc(ref->n_chunks > 0 ? ref->n_chunks : 1, sizeof *j->lens);
-  if (j->bufs == NULL || j->lens == NULL) {
-    rc = FM_ENOMEM;
-    snprintf(why, sizeof why, "out of memory");
-  }
-  uint64_t at = 0;
-  for (size_t c = 0; c < ref->n_chunks && rc == 0; c++) {
-    const FilerPb__FileChunk *pb = ref->chunks[c];
-    if (pb->offset < 0 || (uint64_t)pb->offset != at) {
-      snprintf(why, sizeof why, "chunk %zu at offset %" PRId64 ", expected %" PRIu64 " (chunks must be contiguous)", c,
-               pb->offset, at);
-      rc = FM_EDECODE;
-      break;
-    }
-    at += pb->size;
-    rc = fetch_chunk(r, curl, pb, &j->bufs[c], &j->lens[c], why, sizeof why);
-  }
-  j->rc = rc;
-  if (rc != 0 && rc != FM_ECANCELED) {
-    ref_name(ref, name, sizeof name);
+  char why[FM_ERR_LEN] = "", name[96];
+  j->rc = curl != NULL ? fetch_chunk(r, curl, j, why, sizeof why) : FM_ENOMEM;
+  if (curl == NULL)
+    snprintf(why, sizeof why, "cannot create a libcurl handle");
+  if (j->rc != 0 && j->rc != FM_ECANCELED) {
+    ref_name(j->ref->pb, name, sizeof name);
     snprintf(j->err, sizeof j->err, "%s: %s", name, why);
   }
-}
-
-static void release_job(job *j)
-{
-  if (j->bufs != NULL)
-    for (size_t c = 0; c < j->ref->n_chunks; c++)
-      free(j->bufs[c]);
-  free(j->bufs);
-  free(j->lens);
-  j->bufs = NULL;
-  j->lens = NULL;
 }
 
 static CURL *new_curl(fm_follow_refs *r)
@@ -415,7 +447,7 @@ static CURL *new_curl(fm_follow_refs *r)
   return curl;
 }
 
-/* A fetch thread: prefetches jobs in order while the window has room. */
+/* A fetch thread: prefetches chunks in order while the window has room. */
 static void *worker(void *arg)
 {
   fm_follow_refs *r = arg;
@@ -435,12 +467,7 @@ static void *worker(void *arg)
     j->prefetched = true;
     r->window++;
     pthread_mutex_unlock(&r->mu);
-    if (curl != NULL) {
-      fetch_job(r, curl, j);
-    } else {
-      j->rc = FM_ENOMEM;
-      snprintf(j->err, sizeof j->err, "cannot create a libcurl handle");
-    }
+    fetch_job(r, curl, j);
     pthread_mutex_lock(&r->mu);
     j->state = JOB_DONE;
     pthread_cond_broadcast(&r->cv);
@@ -451,13 +478,13 @@ static void *worker(void *arg)
 }
 
 /* Makes job j's content available to the delivering thread: waits for a worker that is fetching it, or fetches it
- * here when nobody started it. Returns j->rc. */
+ * here when nobody started it. Returns j->rc (with j->err in `err`). */
 static int acquire(fm_follow_refs *r, CURL **curl, job *j, char *err, size_t errlen)
 {
   pthread_mutex_lock(&r->mu);
   while (j->state == JOB_RUNNING && !atomic_load(&r->cancelled))
     pthread_cond_wait(&r->cv, &r->mu);
-  if (j->state == JOB_RUNNING) { /* cancelled: the worker gives up soon, its job is freed after the join */
+  if (j->state == JOB_RUNNING) { /* cancelled: the worker gives up soon; its buffer is freed after the join */
     pthread_mutex_unlock(&r->mu);
     return FM_ECANCELED;
   }
@@ -471,12 +498,9 @@ static int acquire(fm_follow_refs *r, CURL **curl, job *j, char *err, size_t err
   }
   pthread_mutex_unlock(&r->mu);
   if (fetch_here) {
-    if (*curl == NULL && (*curl = new_curl(r)) == NULL) {
-      j->rc = FM_ENOMEM;
-      snprintf(j->err, sizeof j->err, "cannot create a libcurl handle");
-    } else {
-      fetch_job(r, *curl, j);
-    }
+    if (*curl == NULL)
+      *curl = new_curl(r);
+    fetch_job(r, *curl, j);
     pthread_mutex_lock(&r->mu);
     j->state = JOB_DONE;
     pthread_mutex_unlock(&r->mu);
@@ -486,7 +510,35 @@ static int acquire(fm_follow_refs *r, CURL **curl, job *j, char *err, size_t err
   return j->rc;
 }
 
+static void release(fm_follow_refs *r, job *j)
+{
+  give_back(r, j->buf, j->cap);
+  j->buf = NULL;
+  j->len = j->cap = 0;
+}
+
 /* ================================================================ merging */
+
+/* Feeds the cursor's next chunk (the previous one, which the reader has left, is given back). */
+static int feed_next(fm_follow_refs *r, CURL **curl, cursor *c, fm_follow_refs_counts *counts, char *err, size_t errlen)
+{
+  refst *ref = c->cur;
+  size_t n = ref->pb->n_chunks;
+  if (c->chunk > 0)
+    release(r, &r->jobs[ref->first_job + c->chunk - 1]);
+  if (n == 0) { /* a ref without chunks: an empty stream */
+    c->chunk = 1;
+    return fm_log_reader_feed(&c->rd, NULL, 0, true);
+  }
+  job *j = &r->jobs[ref->first_job + c->chunk];
+  int rc = acquire(r, curl, j, err, errlen);
+  if (rc != 0)
+    return rc;
+  counts->bytes += j->len;
+  c->chunk++;
+  fm_log_reader_feed(&c->rd, j->buf, j->len, c->chunk == n);
+  return 0;
+}
 
 /* Moves cursor c to its next record (c->rec). Returns 0, EXHAUSTED when the filer's refs are over, or an error. */
 static int cursor_next(fm_follow_refs *r, CURL **curl, cursor *c, fm_follow_refs_counts *counts, char *err,
@@ -496,42 +548,53 @@ static int cursor_next(fm_follow_refs *r, CURL **curl, cursor *c, fm_follow_refs
     if (atomic_load(&r->cancelled))
       return FM_ECANCELED;
     if (c->cur == NULL) {
-      job *j = c->next;
-      if (j == NULL)
+      refst *ref = c->next;
+      if (ref == NULL)
         return EXHAUSTED;
-      int rc = acquire(r, curl, j, err, errlen);
-      if (rc != 0)
-        return rc;
-      c->cur = j;
+      uint64_t at = 0;
+      for (size_t i = 0; i < ref->pb->n_chunks; i++) {
+        const FilerPb__FileChunk *pb = ref->pb->chunks[i];
+        if (pb->offset < 0 || (uint64_t)pb->offset != at) {
+          char name[96];
+          ref_name(ref->pb, name, sizeof name);
+          snprintf(err, errlen, "%s: chunk %zu at offset %" PRId64 ", expected %" PRIu64 " (chunks must be contiguous)",
+                   name, i, pb->offset, at);
+          return FM_EDECODE;
+        }
+        at += pb->size;
+      }
+      c->cur = ref;
       c->chunk = 0;
       fm_log_reader_init_stream(&c->rd, 0);
-      size_t n = j->ref->n_chunks;
-      for (size_t i = 0; i < n; i++)
-        counts->bytes += j->lens[i];
-      fm_log_reader_feed(&c->rd, n > 0 ? j->bufs[0] : NULL, n > 0 ? j->lens[0] : 0, n <= 1);
-      c->chunk = 1;
+      int rc = feed_next(r, curl, c, counts, err, errlen);
+      if (rc != 0)
+        return rc;
     }
     int rc = fm_log_reader_next(&c->rd, &c->rec, err, errlen);
     if (rc == 0)
       return 0;
-    job *j = c->cur;
-    if (rc == FM_ENOTFOUND && c->chunk < j->ref->n_chunks) {
-      size_t i = c->chunk++;
-      fm_log_reader_feed(&c->rd, j->bufs[i], j->lens[i], c->chunk == j->ref->n_chunks);
+    refst *ref = c->cur;
+    if (rc == FM_ENOTFOUND && c->chunk < ref->pb->n_chunks) {
+      rc = feed_next(r, curl, c, counts, err, errlen);
+      if (rc != 0)
+        return rc;
       continue;
     }
-    if (rc == FM_EDECODE && !fm_log_reader_torn(&c->rd)) {
+    bool torn = rc == FM_EDECODE && fm_log_reader_torn(&c->rd);
+    if (rc == FM_EDECODE && !torn) {
       char what[FM_ERR_LEN], name[96];
       snprintf(what, sizeof what, "%s", err);
-      ref_name(j->ref, name, sizeof name);
+      ref_name(ref->pb, name, sizeof name);
       snprintf(err, errlen, "%s: %s", name, what);
     }
-    if (rc != FM_ENOTFOUND && !(rc == FM_EDECODE && fm_log_reader_torn(&c->rd)))
+    if (rc != FM_ENOTFOUND && !torn)
       return rc; /* corruption, or out of memory */
-    /* the ref is over (a torn last record is its end) */
+    /* the ref is over (a torn last record is its end); chunks after a torn record are never read */
     fm_log_reader_destroy(&c->rd);
-    release_job(j);
-    c->next = j->next_of_filer;
+    for (size_t i = 0; i < ref->pb->n_chunks; i++)
+      if (r->jobs[ref->first_job + i].state == JOB_DONE)
+        release(r, &r->jobs[ref->first_job + i]);
+    c->next = ref->next_of_filer;
     c->cur = NULL;
   }
 }
@@ -592,38 +655,45 @@ static int cmp_keyed(const void *a, const void *b)
   return c != 0 ? c : (x->index > y->index) - (x->index < y->index);
 }
 
-/* Builds r->jobs (in arrival order) and one cursor per distinct filer id, in id order: a cursor's index is its tie
- * rank, and its jobs are linked in arrival order. */
+/* Builds r->refs and r->jobs (in arrival order) and one cursor per distinct filer id, in id order: a cursor's index
+ * is its tie rank, and its refs are linked in arrival order. */
 static int plan(fm_follow_refs *r, FilerPb__LogFileChunkRef *const *refs, size_t n, cursor **cursors_out,
                 size_t *ncursors)
 {
-  r->jobs = calloc(n, sizeof *r->jobs);
+  size_t nchunks = 0;
+  for (size_t i = 0; i < n; i++)
+    nchunks += refs[i]->n_chunks;
+  r->refs = calloc(n, sizeof *r->refs);
+  r->jobs = calloc(nchunks > 0 ? nchunks : 1, sizeof *r->jobs);
   keyed *k = malloc(n * sizeof *k);
   cursor *cs = calloc(n, sizeof *cs);
-  if (r->jobs == NULL || k == NULL || cs == NULL) {
+  if (r->refs == NULL || r->jobs == NULL || k == NULL || cs == NULL) {
     free(k);
     free(cs);
     return FM_ENOMEM;
   }
-  r->njobs = n;
+  r->njobs = nchunks;
+  size_t at = 0;
   for (size_t i = 0; i < n; i++) {
-    r->jobs[i].ref = refs[i];
-    r->jobs[i].index = i;
+    r->refs[i].pb = refs[i];
+    r->refs[i].first_job = at;
+    for (size_t c = 0; c < refs[i]->n_chunks; c++)
+      r->jobs[at++] = (job){ .pb = refs[i]->chunks[c], .ref = &r->refs[i] };
     k[i] = (keyed){ refs[i]->filer_id != NULL ? refs[i]->filer_id : "", i };
   }
   qsort(k, n, sizeof *k, cmp_keyed);
   size_t nc = 0;
-  job *tail = NULL;
+  refst *tail = NULL;
   for (size_t s = 0; s < n; s++) {
-    job *j = &r->jobs[k[s].index];
+    refst *ref = &r->refs[k[s].index];
     if (s == 0 || strcmp(k[s - 1].filer_id, k[s].filer_id) != 0) {
       cs[nc].tie = (uint32_t)nc;
-      cs[nc].next = j;
+      cs[nc].next = ref;
       nc++;
     } else {
-      tail->next_of_filer = j;
+      tail->next_of_filer = ref;
     }
-    tail = j;
+    tail = ref;
   }
   free(k);
   *cursors_out = cs;
@@ -649,13 +719,15 @@ int fm_follow_refs_read(fm_follow_refs *r, fm_rpc_client *rpc, FilerPb__LogFileC
   r->window = 0;
   r->done = false;
   if (plan(r, refs, n, &cs, &nc) != 0) {
+    free(r->refs);
     free(r->jobs);
+    r->refs = NULL;
     r->jobs = NULL;
     snprintf(err, errlen, "out of memory planning %zu refs", n);
     return FM_ENOMEM;
   }
-  size_t nthreads = (size_t)r->cfg.threads < n ? (size_t)r->cfg.threads : n;
-  pthread_t *th = calloc(nthreads, sizeof *th);
+  size_t nthreads = (size_t)r->cfg.threads < r->njobs ? (size_t)r->cfg.threads : r->njobs;
+  pthread_t *th = calloc(nthreads > 0 ? nthreads : 1, sizeof *th);
   size_t started = 0;
   if (th != NULL)
     for (; started < nthreads; started++)
@@ -700,11 +772,13 @@ int fm_follow_refs_read(fm_follow_refs *r, fm_rpc_client *rpc, FilerPb__LogFileC
   for (size_t k = 0; k < nc; k++)
     if (cs[k].cur != NULL)
       fm_log_reader_destroy(&cs[k].rd);
-  for (size_t i = 0; i < n; i++)
-    release_job(&r->jobs[i]);
+  for (size_t i = 0; i < r->njobs; i++)
+    free(r->jobs[i].buf);
   free(cs);
   free(r->jobs);
+  free(r->refs);
   r->jobs = NULL;
+  r->refs = NULL;
   r->njobs = 0;
   fm_ts_heap_destroy(&heap);
   return rc;

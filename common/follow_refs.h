@@ -22,7 +22,7 @@ typedef struct fm_follow_refs_config {
   const fm_event_filter *paths; /* the request's path filter; required */
   int32_t signature;            /* the request's: records carrying it are skipped (0: none) */
   int threads;                  /* fetch threads, >= 1 */
-  int prefetch;                 /* files fetched ahead of delivery, >= 1 */
+  int prefetch;                 /* chunks fetched ahead of delivery, >= 1 */
 } fm_follow_refs_config;
 
 /* Counts of one fm_follow_refs_read. */

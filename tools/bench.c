@@ -268,7 +268,7 @@ static int run_catchup(int argc, char **argv)
 {
   const char *filer = fm_tools_filer, *prefix = "/", *mode = "events";
   bool batching = false, json = false;
-  int64_t since = 0, threads = 4, prefetch = 8;
+  int64_t since = 0, threads = 4, prefetch = 16;
   fm_flag flags[] = {
     { "filer", FM_FLAG_STRING, &filer, "filer address (host:port or host:port.grpcPort)", 0, 0, false },
     { "mode", FM_FLAG_STRING, &mode, "events, batch or refs", 0, 0, false },
@@ -276,7 +276,7 @@ static int run_catchup(int argc, char **argv)
     { "since", FM_FLAG_INT, &since, "since_ns", 0, INT64_MAX, false },
     { "prefix", FM_FLAG_STRING, &prefix, "path_prefix", 0, 0, false },
     { "refsThreads", FM_FLAG_INT, &threads, "refs mode: fetch threads", 1, 64, false },
-    { "refsPrefetch", FM_FLAG_INT, &prefetch, "refs mode: files fetched ahead", 1, 1024, false },
+    { "refsPrefetch", FM_FLAG_INT, &prefetch, "refs mode: chunks fetched ahead", 1, 1024, false },
     { "json", FM_FLAG_BOOL, &json, "print one JSON object", 0, 0, false },
   };
   const size_t nflags = sizeof flags / sizeof flags[0];
