@@ -4,6 +4,7 @@
 
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,20 +129,31 @@ static bool run_batch(fm_rpc_client *c, grpc_call *call, const grpc_op *ops, siz
   return grpc_completion_queue_pluck(c->cq, tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).success != 0;
 }
 
-int fm_rpc_client_stream(fm_rpc_client *c, const char *path, const ProtobufCMessage *req,
-                         const ProtobufCMessageDescriptor *resp_desc, int64_t timeout_ms, fm_rpc_client_stream_fn fn,
-                         void *arg, grpc_status_code *status, char *err, size_t errlen)
-{
-  grpc_call *call = create_call(c, path, timeout_ms);
-  grpc_byte_buffer *send = fm_rpc_encode(req);
+struct fm_rpc_stream {
+  fm_rpc_client *c;
+  grpc_call *call;
+  const char *path; /* static method path */
   grpc_metadata_array md_initial, md_trailing;
-  grpc_metadata_array_init(&md_initial);
-  grpc_metadata_array_init(&md_trailing);
-  grpc_status_code st = GRPC_STATUS_UNKNOWN;
-  grpc_slice details = grpc_empty_slice();
-  int rc = 0;
-  bool stopped = false;
+  bool ended; /* a read returned the end of the stream */
+};
 
+int fm_rpc_stream_open(fm_rpc_client *c, const char *path, const ProtobufCMessage *req, int64_t timeout_ms,
+                       fm_rpc_stream **out, char *err, size_t errlen)
+{
+  fm_rpc_stream *s = calloc(1, sizeof *s);
+  grpc_byte_buffer *send = fm_rpc_encode(req);
+  if (s == NULL || send == NULL) {
+    free(s);
+    if (send != NULL)
+      grpc_byte_buffer_destroy(send);
+    snprintf(err, errlen, "out of memory opening %s", path);
+    return FM_ENOMEM;
+  }
+  s->c = c;
+  s->path = path;
+  s->call = create_call(c, path, timeout_ms);
+  grpc_metadata_array_init(&s->md_initial);
+  grpc_metadata_array_init(&s->md_trailing);
   grpc_op ops[4];
   memset(ops, 0, sizeof ops);
   ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
@@ -149,17 +161,81 @@ int fm_rpc_client_stream(fm_rpc_client *c, const char *path, const ProtobufCMess
   ops[1].data.send_message.send_message = send;
   ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
   ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-  ops[3].data.recv_initial_metadata.recv_initial_metadata = &md_initial;
-  run_batch(c, call, ops, 4); /* a failure here shows up in the status below */
+  ops[3].data.recv_initial_metadata.recv_initial_metadata = &s->md_initial;
+  run_batch(c, s->call, ops, 4); /* a failure here shows up in the status */
+  grpc_byte_buffer_destroy(send);
+  *out = s;
+  return 0;
+}
 
-  for (;;) {
-    grpc_byte_buffer *recv = NULL;
-    grpc_op op;
-    memset(&op, 0, sizeof op);
-    op.op = GRPC_OP_RECV_MESSAGE;
-    op.data.recv_message.recv_message = &recv;
-    if (!run_batch(c, call, &op, 1) || recv == NULL)
-      break; /* end of stream, or the call failed: the status says which */
+int fm_rpc_stream_read(fm_rpc_stream *s, grpc_byte_buffer **msg)
+{
+  *msg = NULL;
+  if (s->ended)
+    return FM_ENOTFOUND;
+  grpc_byte_buffer *recv = NULL;
+  grpc_op op;
+  memset(&op, 0, sizeof op);
+  op.op = GRPC_OP_RECV_MESSAGE;
+  op.data.recv_message.recv_message = &recv;
+  if (!run_batch(s->c, s->call, &op, 1) || recv == NULL) {
+    if (recv != NULL)
+      grpc_byte_buffer_destroy(recv);
+    s->ended = true; /* end of stream, or the call failed: the status says which */
+    return FM_ENOTFOUND;
+  }
+  *msg = recv;
+  return 0;
+}
+
+void fm_rpc_stream_cancel(fm_rpc_stream *s)
+{
+  grpc_call_cancel(s->call, NULL);
+}
+
+int fm_rpc_stream_close(fm_rpc_stream *s, grpc_status_code *status, char *err, size_t errlen, char *details,
+                        size_t detailslen)
+{
+  if (!s->ended)
+    grpc_call_cancel(s->call, NULL);
+  grpc_status_code st = GRPC_STATUS_UNKNOWN;
+  grpc_slice msg = grpc_empty_slice();
+  grpc_op op;
+  memset(&op, 0, sizeof op);
+  op.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+  op.data.recv_status_on_client.status = &st;
+  op.data.recv_status_on_client.status_details = &msg;
+  op.data.recv_status_on_client.trailing_metadata = &s->md_trailing;
+  run_batch(s->c, s->call, &op, 1);
+  if (status != NULL)
+    *status = st;
+  int rc = 0;
+  if (st != GRPC_STATUS_OK) {
+    snprintf(err, errlen, "%s: %s: %.*s", s->path, fm_rpc_status_name(st), (int)GRPC_SLICE_LENGTH(msg),
+             (const char *)GRPC_SLICE_START_PTR(msg));
+    rc = FM_EIO;
+  }
+  if (details != NULL && detailslen > 0)
+    snprintf(details, detailslen, "%.*s", (int)GRPC_SLICE_LENGTH(msg), (const char *)GRPC_SLICE_START_PTR(msg));
+  grpc_slice_unref(msg);
+  grpc_metadata_array_destroy(&s->md_initial);
+  grpc_metadata_array_destroy(&s->md_trailing);
+  grpc_call_unref(s->call);
+  free(s);
+  return rc;
+}
+
+int fm_rpc_client_stream(fm_rpc_client *c, const char *path, const ProtobufCMessage *req,
+                         const ProtobufCMessageDescriptor *resp_desc, int64_t timeout_ms, fm_rpc_client_stream_fn fn,
+                         void *arg, grpc_status_code *status, char *err, size_t errlen)
+{
+  fm_rpc_stream *s = NULL;
+  int rc = fm_rpc_stream_open(c, path, req, timeout_ms, &s, err, errlen);
+  if (rc != 0)
+    return rc;
+  bool stopped = false;
+  grpc_byte_buffer *recv = NULL;
+  while (fm_rpc_stream_read(s, &recv) == 0) {
     ProtobufCMessage *m = NULL;
     int drc = fm_rpc_decode(recv, resp_desc, NULL, &m);
     grpc_byte_buffer_destroy(recv);
@@ -176,27 +252,12 @@ int fm_rpc_client_stream(fm_rpc_client *c, const char *path, const ProtobufCMess
       break;
     }
   }
-  if (stopped)
-    grpc_call_cancel(call, NULL);
-  memset(ops, 0, sizeof ops);
-  ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-  ops[0].data.recv_status_on_client.status = &st;
-  ops[0].data.recv_status_on_client.status_details = &details;
-  ops[0].data.recv_status_on_client.trailing_metadata = &md_trailing;
-  run_batch(c, call, ops, 1);
-  if (status != NULL)
-    *status = st;
-  if (rc == 0 && !stopped && st != GRPC_STATUS_OK) {
-    snprintf(err, errlen, "%s: %s: %.*s", path, fm_rpc_status_name(st), (int)GRPC_SLICE_LENGTH(details),
-             (const char *)GRPC_SLICE_START_PTR(details));
+  char why[FM_ERR_LEN];
+  int crc = fm_rpc_stream_close(s, status, why, sizeof why, NULL, 0);
+  if (rc == 0 && !stopped && crc != 0) {
+    snprintf(err, errlen, "%s", why);
     rc = FM_EIO;
   }
-  if (send != NULL)
-    grpc_byte_buffer_destroy(send);
-  grpc_slice_unref(details);
-  grpc_metadata_array_destroy(&md_initial);
-  grpc_metadata_array_destroy(&md_trailing);
-  grpc_call_unref(call);
   return rc;
 }
 

@@ -41,6 +41,30 @@ int fm_rpc_client_stream(fm_rpc_client *c, const char *path, const ProtobufCMess
                          const ProtobufCMessageDescriptor *resp_desc, int64_t timeout_ms, fm_rpc_client_stream_fn fn,
                          void *arg, grpc_status_code *status, char *err, size_t errlen);
 
+/* An open server-streaming call, read message by message (the follow library's subscription). Owned by the thread
+ * that opened it; only fm_rpc_stream_cancel may be called from another thread, and only while the stream is open
+ * (the owner keeps it from being closed meanwhile). */
+typedef struct fm_rpc_stream fm_rpc_stream;
+
+/* Starts server-streaming method `path` with `req` (timeout_ms 0: no deadline). Returns 0 with *out (close it with
+ * fm_rpc_stream_close), FM_ENOMEM, or FM_EIO when the call cannot start (`err` says so). */
+int fm_rpc_stream_open(fm_rpc_client *c, const char *path, const ProtobufCMessage *req, int64_t timeout_ms,
+                       fm_rpc_stream **out, char *err, size_t errlen);
+
+/* Waits for the next message: 0 with *msg (caller frees with grpc_byte_buffer_destroy), or FM_ENOTFOUND when the
+ * stream is over (ended by the server, failed, or cancelled): fm_rpc_stream_close then gives the status. */
+int fm_rpc_stream_read(fm_rpc_stream *s, grpc_byte_buffer **msg);
+
+/* Cancels the call: a read in progress or the next one returns FM_ENOTFOUND, and the status is CANCELLED unless the
+ * server's came first. Any thread. */
+void fm_rpc_stream_cancel(fm_rpc_stream *s);
+
+/* Ends the stream (cancelling it first when the server has not ended it) and frees it. Returns 0 when the status
+ * was OK, FM_EIO otherwise with "<path>: <CODE>: <message>" in `err`; *status gets the code (may be NULL). The
+ * message alone (without path and code) is left in `details` when that is non-NULL. */
+int fm_rpc_stream_close(fm_rpc_stream *s, grpc_status_code *status, char *err, size_t errlen, char *details,
+                        size_t detailslen);
+
 /* Name of a gRPC status code ("UNAVAILABLE"). */
 const char *fm_rpc_status_name(grpc_status_code code);
 

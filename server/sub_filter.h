@@ -10,11 +10,12 @@
 
 #include "arena.h"
 #include "error.h"
+#include "event_filter.h"
 
 struct FilerPb__SubscribeMetadataRequest;
 
 /* The SystemLogDir of upstream: events whose source path starts with these bytes are never sent. */
-#define FM_SUB_SYSTEM_LOG_PREFIX "/topics/.system/log"
+#define FM_SUB_SYSTEM_LOG_PREFIX FM_EVENT_SYSTEM_LOG_PREFIX
 
 /* MaxUnsyncedEvents of upstream: a progress marker is due when more events than this were examined since the last
  * delivery or marker. */
@@ -42,19 +43,9 @@ typedef struct fm_sub_result {
   bool reencoded;
 } fm_sub_result;
 
-/* A byte string the filter owns: a prefix or a directory of the request. */
-typedef struct fm_sub_str {
-  char *s;
-  size_t len;
-} fm_sub_str;
-
 /* Embedded in the stream; init/destroy pair. The fields are private. */
 typedef struct fm_sub_filter {
-  fm_sub_str path_prefix; /* "" matches every event (the quirk of §5.3) */
-  fm_sub_str *prefixes;   /* path_prefixes: raw byte prefixes */
-  size_t n_prefixes;
-  fm_sub_str *directories; /* exact parent directories */
-  size_t n_directories;
+  fm_event_filter paths; /* path_prefix, path_prefixes, directories */
   int32_t signature;     /* the subscriber's: events carrying it are skipped; 0 = none */
   int32_t own_signature; /* this filer's: appended to delivered events that lack it */
   int64_t since_ns;

@@ -12,6 +12,7 @@
 
 #include "chunk_store.h"
 #include "fid.h"
+#include "log_chunk.h"
 #include "log_record.h"
 #include "store.h"
 
@@ -105,10 +106,6 @@ void fm_log_files_free(fm_log_files *l);
 /* The minute (ns) of the oldest log file that fm_log_files_next would return, or 0 when there is none. Damaged
  * entries are passed over. Returns 0, FM_EIO or FM_ENOMEM with `err`. Any thread. */
 int fm_log_files_oldest(fm_store *s, int64_t *oldest_minute_ns, char *err, size_t errlen);
-
-/* The needle a chunk names: its file_id text, or else its fid struct (upstream's compact form). Returns 0, FM_EINVAL
- * (a file_id that does not parse) or FM_ENOTFOUND (neither is set). Used by the listing and by retention. */
-int fm_log_chunk_fid(const struct FilerPb__FileChunk *pb, fm_fid *out);
 
 /*
  * Reads a chunk's bytes for a log file's byte stream: fetches the needle, decrypts it when the chunk has a cipher_key

@@ -12,6 +12,7 @@
 #include "error.h"
 #include "filer.pb-c.h"
 #include "flags.h"
+#include "follow.h"
 #include "fpath.h"
 #include "net_addr.h"
 #include "rpc_client.h"
@@ -245,53 +246,41 @@ static int run_bench(const char *label, workload *w, int argc, char **argv)
 /* ---- catchup: one subscriber reads everything up to now ---- */
 
 typedef struct catchup {
-  uint64_t events, messages, markers;
   int64_t last_ts;
+  uint64_t events;
   bool out_of_order;
 } catchup;
 
-static bool catchup_event(catchup *c, const FilerPb__SubscribeMetadataResponse *e)
+static int catchup_event(void *arg, const FilerPb__SubscribeMetadataResponse *e)
 {
-  if (e->event_notification == NULL)
-    return true;
-  if (e->event_notification->old_entry == NULL && e->event_notification->new_entry == NULL) {
-    c->markers++;
-    return true;
-  }
-  if (e->ts_ns <= c->last_ts)
+  catchup *c = arg;
+  if (e->ts_ns < c->last_ts)
     c->out_of_order = true;
   c->last_ts = e->ts_ns;
   c->events++;
-  return true;
+  return 0;
 }
 
-static bool catchup_response(void *arg, const ProtobufCMessage *msg)
-{
-  catchup *c = arg;
-  const FilerPb__SubscribeMetadataResponse *r = (const FilerPb__SubscribeMetadataResponse *)msg;
-  c->messages++;
-  catchup_event(c, r);
-  for (size_t i = 0; i < r->n_events; i++)
-    catchup_event(c, r->events[i]);
-  return true;
-}
-
-/* Subscribes from since_ns up to the moment it starts (until_ns = now), so the stream ends by itself, and reports
- * events/s as the client receives and decodes them (with protobuf-c, allocating per message). */
+/* Follows from since_ns up to the moment it starts (until_ns = now), so the follow ends by itself, with the follow
+ * library in one of its modes: events (one per message), batch (client_supports_batching) or refs (log-file refs
+ * read directly, then batches); reports events/s as delivered to the callback. */
 static int run_catchup(int argc, char **argv)
 {
-  const char *filer = fm_tools_filer, *prefix = "/";
+  const char *filer = fm_tools_filer, *prefix = "/", *mode = "events";
   bool batching = false, json = false;
-  int64_t since = 0;
+  int64_t since = 0, threads = 4, prefetch = 16;
   fm_flag flags[] = {
     { "filer", FM_FLAG_STRING, &filer, "filer address (host:port or host:port.grpcPort)", 0, 0, false },
-    { "batch", FM_FLAG_BOOL, &batching, "ask for batches (client_supports_batching)", 0, 0, false },
+    { "mode", FM_FLAG_STRING, &mode, "events, batch or refs", 0, 0, false },
+    { "batch", FM_FLAG_BOOL, &batching, "same as -mode batch", 0, 0, false },
     { "since", FM_FLAG_INT, &since, "since_ns", 0, INT64_MAX, false },
     { "prefix", FM_FLAG_STRING, &prefix, "path_prefix", 0, 0, false },
+    { "refsThreads", FM_FLAG_INT, &threads, "refs mode: fetch threads", 1, 64, false },
+    { "refsPrefetch", FM_FLAG_INT, &prefetch, "refs mode: chunks fetched ahead", 1, 1024, false },
     { "json", FM_FLAG_BOOL, &json, "print one JSON object", 0, 0, false },
   };
   const size_t nflags = sizeof flags / sizeof flags[0];
-  char err[FM_ERR_LEN], target[300];
+  char err[FM_ERR_LEN];
   int first = 0;
   int rc = fm_flags_parse(flags, nflags, argc, argv, &first, err, sizeof err);
   if (rc == FM_FLAGS_HELP) {
@@ -303,41 +292,53 @@ static int run_catchup(int argc, char **argv)
     fprintf(stderr, "filermeta bench catchup: %s\n", rc != 0 ? err : "unexpected argument");
     return 2;
   }
-  if (fm_net_filer_grpc_target(filer, target, sizeof target) != 0) {
-    fprintf(stderr, "filermeta bench catchup: -filer \"%s\" is not host:port or host:port.grpcPort\n", filer);
+  if (batching)
+    mode = "batch";
+  bool refs = strcmp(mode, "refs") == 0;
+  if (!refs && strcmp(mode, "batch") != 0 && strcmp(mode, "events") != 0) {
+    fprintf(stderr, "filermeta bench catchup: -mode \"%s\" is not events, batch or refs\n", mode);
     return 2;
   }
-  fm_rpc_client *c = NULL;
-  if (fm_rpc_client_new(target, &c) != 0) {
-    fprintf(stderr, "filermeta bench catchup: cannot create a client for %s\n", target);
-    return 1;
-  }
-  FilerPb__SubscribeMetadataRequest req = FILER_PB__SUBSCRIBE_METADATA_REQUEST__INIT;
-  req.client_name = (char *)"bench";
-  req.path_prefix = (char *)prefix;
-  req.since_ns = since;
-  req.until_ns = fm_now_ns();
-  req.client_supports_batching = batching;
   catchup st = { 0 };
-  grpc_status_code status = GRPC_STATUS_OK;
+  fm_follow_options o = {
+    .filer = filer,
+    .client_name = "bench",
+    .path_prefix = prefix,
+    .since_ns = since,
+    .until_ns = fm_now_ns(),
+    .batching = strcmp(mode, "events") != 0,
+    .refs = refs,
+    .on_event = catchup_event,
+    .arg = &st,
+    .max_retries = 1,
+    .refs_threads = (int)threads,
+    .refs_prefetch = (int)prefetch,
+  };
+  fm_follow *f = NULL;
+  if (fm_follow_new(&o, &f, err, sizeof err) != 0) {
+    fprintf(stderr, "filermeta bench catchup: %s\n", err);
+    return 2;
+  }
   int64_t t0 = fm_mono_ns();
-  rc = fm_rpc_client_stream(c, "/filer_pb.SeaweedFiler/SubscribeMetadata", &req.base,
-                            &filer_pb__subscribe_metadata_response__descriptor, 0, catchup_response, &st, &status, err,
-                            sizeof err);
+  rc = fm_follow_run(f, err, sizeof err);
   int64_t wall = fm_mono_ns() - t0;
-  fm_rpc_client_free(c);
+  fm_follow_stats fs;
+  fm_follow_stats_get(f, &fs);
+  fm_follow_free(f);
   if (rc != 0) {
     fprintf(stderr, "filermeta bench catchup: %s\n", err);
     return 1;
   }
   double secs = (double)wall / 1e9, rate = (double)st.events / secs;
   if (json)
-    printf("{\"bench\":\"catchup\",\"batching\":%s,\"events\":%" PRIu64 ",\"messages\":%" PRIu64
-           ",\"seconds\":%.3f,\"events_per_sec\":%.0f,\"in_order\":%s}\n",
-           batching ? "true" : "false", st.events, st.messages, secs, rate, st.out_of_order ? "false" : "true");
+    printf("{\"bench\":\"catchup\",\"mode\":\"%s\",\"events\":%" PRIu64 ",\"messages\":%" PRIu64 ",\"refs\":%" PRIu64
+           ",\"ref_bytes\":%" PRIu64 ",\"seconds\":%.3f,\"events_per_sec\":%.0f,\"in_order\":%s}\n",
+           mode, st.events, fs.messages, fs.refs, fs.ref_bytes, secs, rate, st.out_of_order ? "false" : "true");
   else
-    printf("bench catchup (batching %s): %" PRIu64 " events in %" PRIu64 " messages, %.3f s, %.0f events/s%s\n",
-           batching ? "on" : "off", st.events, st.messages, secs, rate, st.out_of_order ? " (OUT OF ORDER)" : "");
+    printf("bench catchup (mode %s): %" PRIu64 " events in %" PRIu64 " messages (%" PRIu64 " log-file refs, %.1f MB"
+           " read directly), %.3f s, %.0f events/s%s\n",
+           mode, st.events, fs.messages, fs.refs, (double)fs.ref_bytes / 1e6, secs, rate,
+           st.out_of_order ? " (OUT OF ORDER)" : "");
   return st.out_of_order ? 1 : 0;
 }
 
@@ -355,7 +356,7 @@ int fm_cmd_bench(int argc, char **argv)
     printf("Usage: filermeta bench <workload> [flags]\n\nWorkloads:\n"
            "  ping     unary Ping rate with concurrent clients (-c 64 -n 1000)\n"
            "  create   CreateEntry rate, one new file per call (-c 8 -n 10000 -size 200)\n"
-           "  catchup  one SubscribeMetadata stream reading everything up to now (-batch for batches)\n");
+           "  catchup  one follower reading everything up to now (-mode events|batch|refs)\n");
     return 0;
   }
   fprintf(stderr, "filermeta bench: unknown or missing workload%s%s (known: ping, create, catchup)\n",

@@ -18,7 +18,6 @@
 
 #include "error.h"
 #include "filer.pb-c.h"
-#include "storage_internal.h"
 
 /* What stopped a reader (fm_log_reader.damage). */
 enum {
@@ -33,6 +32,35 @@ enum {
 /* Given to the reader for a record whose data or key is empty, so callers never see NULL. */
 static const uint8_t empty_bytes[1];
 
+static void put_be32(uint8_t *p, uint32_t v)
+{
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* protobuf-c's allocator plus a note of a failed allocation: unpack returns NULL for malformed bytes and for a failed
+ * malloc alike, and only the first is damage. The blocks are plain malloc blocks. */
+static void *oom_alloc(void *oom, size_t size)
+{
+  void *p = malloc(size);
+  if (p == NULL && size > 0)
+    *(bool *)oom = true;
+  return p;
+}
+
+static void oom_free(void *oom, void *p)
+{
+  (void)oom;
+  free(p);
+}
+
 /* ================================================================ encoding */
 
 uint32_t fm_log_partition_hash(const char *directory, size_t len)
@@ -43,7 +71,7 @@ uint32_t fm_log_partition_hash(const char *directory, size_t len)
     fprintf(stderr, "filermeta: libcrypto cannot compute MD5, needed for log partition hashes\n");
     abort();
   }
-  return fm_storage__get_be32(md);
+  return get_be32(md);
 }
 
 void fm_log_record_set(fm_log_record *rec, int64_t ts_ns, const void *event, size_t event_len, const char *directory,
@@ -100,7 +128,7 @@ int fm_log_record_pack(const fm_log_record *rec, uint8_t *out, size_t cap, size_
     *written = FM_LOG_RECORD_PREFIX + n;
     return FM_ETOOBIG;
   }
-  fm_storage__put_be32(out, (uint32_t)n);
+  put_be32(out, (uint32_t)n);
   size_t packed = filer_pb__log_entry__pack(&e, out + FM_LOG_RECORD_PREFIX);
   if (packed != n)
     abort(); /* protobuf-c disagrees with itself about the size */
@@ -258,7 +286,7 @@ static int take(fm_log_reader *r, size_t want)
 static int decode(fm_log_reader *r, const uint8_t *raw, uint32_t len, fm_log_record *rec, char *err, size_t errlen)
 {
   bool oom = false;
-  ProtobufCAllocator allocator = fm_storage__oom_allocator(&oom);
+  ProtobufCAllocator allocator = (ProtobufCAllocator){ .alloc = oom_alloc, .free = oom_free, .allocator_data = &oom };
   FilerPb__LogEntry *e = filer_pb__log_entry__unpack(&allocator, len, raw + FM_LOG_RECORD_PREFIX);
   if (e == NULL && oom)
     return FM_ENOMEM;
@@ -288,7 +316,7 @@ static int next_carried(fm_log_reader *r, fm_log_record *rec, char *err, size_t 
     if (r->carry_len < FM_LOG_RECORD_PREFIX)
       return r->last ? fail(r, DAMAGE_SHORT_PREFIX, 0, r->carry_len, err, errlen) : FM_ENOTFOUND;
   }
-  uint32_t len = fm_storage__get_be32(r->carry);
+  uint32_t len = get_be32(r->carry);
   int rc = check_len(r, len, err, errlen);
   if (rc != 0)
     return rc;
@@ -327,7 +355,7 @@ int fm_log_reader_next(fm_log_reader *r, fm_log_record *rec, char *err, size_t e
       return fail(r, DAMAGE_SHORT_PREFIX, 0, left, err, errlen);
     return take(r, left) != 0 ? FM_ENOMEM : FM_ENOTFOUND;
   }
-  uint32_t len = fm_storage__get_be32(p);
+  uint32_t len = get_be32(p);
   int rc = check_len(r, len, err, errlen);
   if (rc != 0)
     return rc;

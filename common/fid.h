@@ -1,8 +1,8 @@
 /* SeaweedFS file ids ("<volume>,<key hex><cookie 8 hex>"): the text form that
  * names a needle in the chunk store, on the wire and in chunk lists. Parsed
  * and formatted exactly as upstream (weed/storage/needle/file_id.go) does.
- * Called by the chunk store, the HTTP side and the gRPC volume RPCs; pure
- * functions, any thread. */
+ * Called by the chunk store, the HTTP side, the gRPC volume RPCs and the
+ * refs-mode follow client; pure functions, any thread. */
 #ifndef FM_FID_H
 #define FM_FID_H
 
