@@ -103,8 +103,7 @@ int main(int argc, char **argv)
   };
   char err[FM_ERR_LEN] = "";
   int first = 0;
-  if (fm_flags_parse(flags, sizeof flags / sizeof flags[0], argc, argv, &first, err, sizeof err) != 0 ||
-      first < argc) {
+  if (fm_flags_parse(flags, sizeof flags / sizeof flags[0], argc, argv, &first, err, sizeof err) != 0 || first < argc) {
     fprintf(stderr, "follow_probe: %s\n", err[0] ? err : "unexpected argument");
     return 2;
   }
