@@ -113,7 +113,8 @@ static bool tail_filter(void *arg, const FilerPb__SubscribeMetadataResponse *ev)
   if (en->old_entry != NULL && pattern_matches(t, ev->directory, en->old_entry->name))
     return true;
   if (en->new_entry != NULL) {
-    const char *dir = en->new_parent_path != NULL && en->new_parent_path[0] != '\0' ? en->new_parent_path : ev->directory;
+    const char *dir =
+        en->new_parent_path != NULL && en->new_parent_path[0] != '\0' ? en->new_parent_path : ev->directory;
     if (pattern_matches(t, dir, en->new_entry->name))
       return true;
   }
@@ -191,10 +192,10 @@ int fm_cmd_tail(int argc, char **argv)
     { "timeAgo", FM_FLAG_DURATION, &time_ago, "start time before now: \"300ms\", \"1.5h\" or \"2h45m\"", 0, 0, false },
     { "untilTimeAgo", FM_FLAG_DURATION, &until_ago, "read until this time ago, then exit: \"300ms\", \"1.5h\", ...", 0,
       0, false },
-    { "since", FM_FLAG_STRING, &since_text, "start after this time: RFC 3339 (2026-11-24T10:00:00Z) or ns since the epoch",
-      0, 0, false },
-    { "directories", FM_FLAG_STRING, &dirs_text, "comma-separated directories to watch (exact, not their subdirectories)",
-      0, 0, false },
+    { "since", FM_FLAG_STRING, &since_text,
+      "start after this time: RFC 3339 (2026-11-24T10:00:00Z) or ns since the epoch", 0, 0, false },
+    { "directories", FM_FLAG_STRING, &dirs_text,
+      "comma-separated directories to watch (exact, not their subdirectories)", 0, 0, false },
     { "refs", FM_FLAG_BOOL, &refs, "read persisted history from the log files directly (log-file refs)", 0, 0, false },
     { "batch", FM_FLAG_BOOL, &batch, "accept batched responses", 0, 0, false },
     { "count", FM_FLAG_INT, &count, "exit after this many events (0: no limit)", 0, INT64_MAX, false },
@@ -307,8 +308,8 @@ int fm_cmd_tail(int argc, char **argv)
     double secs = (double)(fm_mono_ns() - t0) / 1e9;
     printf("%" PRIu64 " events in %.3f s (%.0f/s), %" PRIu64 " filtered, %" PRIu64 " messages, %" PRIu64
            " refs, %" PRIu64 " reconnects, resume after ts %" PRId64 "\n",
-           t.printed, secs, secs > 0 ? (double)t.printed / secs : 0.0, st.filtered, st.messages, st.refs,
-           st.reconnects, resume);
+           t.printed, secs, secs > 0 ? (double)t.printed / secs : 0.0, st.filtered, st.messages, st.refs, st.reconnects,
+           resume);
     fflush(stdout);
   }
   if (t.failed != 0) {
