@@ -2,8 +2,6 @@
  * with SeaweedFS filer.meta.tail's flags (-filer, -pathPrefix, -pattern, -timeAgo, -untilTimeAgo) and a few of ours.
  * The follow itself (batches, log-file refs, reconnects) is common/follow.c; this file owns the flags, the pattern,
  * the output and the signals. */
-#include <ctype.h>
-#include <fnmatch.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -18,6 +16,7 @@
 #include "filer.pb-c.h"
 #include "flags.h"
 #include "follow.h"
+#include "path_pattern.h"
 #include "pb_json.h"
 #include "tools.h"
 
@@ -25,100 +24,17 @@
 
 typedef struct tail {
   const char *pattern; /* NULL: none */
-  bool pattern_is_path;
   bool quiet;
   int64_t count; /* stop after this many events; 0: no limit */
   uint64_t printed;
   int failed; /* an output error */
 } tail;
 
-/* Parses -since: nanoseconds since the epoch, or RFC 3339 ("2026-11-24T10:00:00Z", "...T10:00:00.5+01:00"). */
-static int parse_since(const char *s, int64_t *ns)
-{
-  if (*s != '\0' && strspn(s, "0123456789") == strlen(s)) {
-    char *end = NULL;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end != '\0' || v > (unsigned long long)INT64_MAX)
-      return FM_EINVAL;
-    *ns = (int64_t)v;
-    return 0;
-  }
-  struct tm tm;
-  memset(&tm, 0, sizeof tm);
-  const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-  if (p == NULL || s[4] != '-' || s[10] != 'T')
-    return FM_EINVAL;
-  int64_t frac = 0;
-  if (*p == '.') {
-    p++;
-    int digits = 0;
-    while (isdigit((unsigned char)*p)) {
-      if (digits < 9) {
-        frac = frac * 10 + (*p - '0');
-        digits++;
-      }
-      p++;
-    }
-    if (digits == 0)
-      return FM_EINVAL;
-    while (digits++ < 9)
-      frac *= 10;
-  }
-  int64_t offset = 0;
-  if (*p == 'Z' || *p == 'z') {
-    p++;
-  } else if ((*p == '+' || *p == '-') && isdigit((unsigned char)p[1]) && isdigit((unsigned char)p[2]) && p[3] == ':' &&
-             isdigit((unsigned char)p[4]) && isdigit((unsigned char)p[5])) {
-    int h = (p[1] - '0') * 10 + (p[2] - '0'), m = (p[4] - '0') * 10 + (p[5] - '0');
-    if (h > 23 || m > 59)
-      return FM_EINVAL;
-    offset = (*p == '-' ? -1 : 1) * ((int64_t)h * 3600 + m * 60);
-    p += 6;
-  } else {
-    return FM_EINVAL;
-  }
-  if (*p != '\0')
-    return FM_EINVAL;
-  time_t t = timegm(&tm);
-  if (t < 0 || (int64_t)t - offset < 0 || (int64_t)t - offset > INT64_MAX / 1000000000 - 1)
-    return FM_EINVAL;
-  *ns = ((int64_t)t - offset) * 1000000000 + frac;
-  return 0;
-}
-
-/* dir joined with name the way a path reads ("/" + "a" is "/a"). */
-static void join(char *out, size_t cap, const char *dir, const char *name)
-{
-  size_t dl = strlen(dir);
-  snprintf(out, cap, "%s%s%s", dir, dl > 0 && dir[dl - 1] == '/' ? "" : "/", name);
-}
-
-static bool pattern_matches(const tail *t, const char *dir, const char *name)
-{
-  if (!t->pattern_is_path)
-    return fnmatch(t->pattern, name, 0) == 0;
-  char path[8192];
-  join(path, sizeof path, dir, name);
-  return fnmatch(t->pattern, path, FNM_PATHNAME) == 0;
-}
-
-/* -pattern, as filer.meta.tail: on the full path when the pattern has a '/', else on the file name; an event
- * matches by its old entry (in `directory`) or its new one (in new_parent_path, or `directory`). */
+/* -pattern (path_pattern.h) */
 static bool tail_filter(void *arg, const FilerPb__SubscribeMetadataResponse *ev)
 {
   const tail *t = arg;
-  if (t->pattern == NULL)
-    return true;
-  const FilerPb__EventNotification *en = ev->event_notification;
-  if (en->old_entry != NULL && pattern_matches(t, ev->directory, en->old_entry->name))
-    return true;
-  if (en->new_entry != NULL) {
-    const char *dir =
-        en->new_parent_path != NULL && en->new_parent_path[0] != '\0' ? en->new_parent_path : ev->directory;
-    if (pattern_matches(t, dir, en->new_entry->name))
-      return true;
-  }
-  return false;
+  return t->pattern == NULL || fm_path_pattern_match_event(t->pattern, ev);
 }
 
 static int tail_event(void *arg, const FilerPb__SubscribeMetadataResponse *ev)
@@ -226,7 +142,7 @@ int fm_cmd_tail(int argc, char **argv)
       fprintf(stderr, "filermeta tail: -since and -timeAgo both say where to start; give one\n");
       return 2;
     }
-    if (parse_since(since_text, &since) != 0) {
+    if (fm_parse_time(since_text, &since) != 0) {
       fprintf(stderr, "filermeta tail: -since \"%s\": not RFC 3339 (2026-11-24T10:00:00Z) or ns since the epoch\n",
               since_text);
       return 2;
@@ -246,10 +162,7 @@ int fm_cmd_tail(int argc, char **argv)
     return 2;
   }
 
-  tail t = { .pattern = pattern[0] != '\0' ? pattern : NULL,
-             .pattern_is_path = strchr(pattern, '/') != NULL,
-             .quiet = quiet,
-             .count = count };
+  tail t = { .pattern = pattern[0] != '\0' ? pattern : NULL, .quiet = quiet, .count = count };
   struct timespec seed;
   clock_gettime(CLOCK_REALTIME, &seed);
   fm_follow_options o = {
