@@ -18,7 +18,8 @@ static void usage(FILE *out)
                "  ping                                ping a filer (or, through it, another filer)\n"
                "  config                              print a filer's GetFilerConfiguration answer\n"
                "  log -dir DIR                        print every event a stopped filer has persisted\n"
-               "  bench ping|create                   benchmarks\n"
+               "  tail [-pathPrefix /p] [-timeAgo 1h] follow a filer's changes, one JSON event per line\n"
+               "  bench ping|create|catchup|...       benchmarks (filermeta bench -h)\n"
                "  version                             print the version\n\n"
                "-filer takes the SeaweedFS form: host:port is the HTTP port with gRPC at port+10000,\n"
                "host:port.grpcPort names both. Most commands take --json. Run filermeta <command> -h\n"
@@ -31,9 +32,9 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
-  { "put", fm_cmd_put }, { "ls", fm_cmd_ls },       { "stat", fm_cmd_stat }, { "rm", fm_cmd_rm },
-  { "mv", fm_cmd_mv },   { "kv", fm_cmd_kv },       { "ping", fm_cmd_ping }, { "config", fm_cmd_config },
-  { "log", fm_cmd_log }, { "bench", fm_cmd_bench },
+  { "put", fm_cmd_put }, { "ls", fm_cmd_ls },     { "stat", fm_cmd_stat },   { "rm", fm_cmd_rm },
+  { "mv", fm_cmd_mv },   { "kv", fm_cmd_kv },     { "ping", fm_cmd_ping },   { "config", fm_cmd_config },
+  { "log", fm_cmd_log }, { "tail", fm_cmd_tail }, { "bench", fm_cmd_bench },
 };
 
 int main(int argc, char **argv)

@@ -7,6 +7,7 @@ int fm_cmd_ping(int argc, char **argv);
 int fm_cmd_config(int argc, char **argv);
 int fm_cmd_bench(int argc, char **argv);
 int fm_cmd_log(int argc, char **argv);
+int fm_cmd_tail(int argc, char **argv);
 int fm_cmd_put(int argc, char **argv);
 int fm_cmd_ls(int argc, char **argv);
 int fm_cmd_stat(int argc, char **argv);
