@@ -523,6 +523,10 @@ int fm_follow_run(fm_follow *f, char *err, size_t errlen)
     fm_rpc_client_free(f->rpc);
     f->rpc = NULL;
     f->stats.reconnects++;
+    /* the server may not have noticed the old stream's end yet: a newer epoch replaces it there instead of being
+     * refused as a duplicate (what SeaweedFS's filer.sync does on each attempt) */
+    if (f->client_id != 0 && f->client_epoch < INT32_MAX)
+      f->client_epoch++;
     if (progress(f, FM_FOLLOW_RECONNECT, f->resume_ns, 0, why) != 0) {
       f->stopped = true;
       return 0;

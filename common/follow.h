@@ -49,7 +49,7 @@ typedef struct fm_follow_options {
   /* SubscribeMetadataRequest fields */
   const char *client_name; /* default "filermeta" */
   int32_t client_id;
-  int32_t client_epoch;
+  int32_t client_epoch; /* raised by one at each reconnect (when client_id != 0), so the new stream replaces the old */
   const char *path_prefix; /* NULL or "": everything (with path_prefixes/directories: see PROTOCOL §5.3) */
   const char *const *path_prefixes;
   size_t n_path_prefixes;

@@ -27,7 +27,8 @@ bool fm_path_pattern_match_event(const char *pattern, const FilerPb__SubscribeMe
   if (en->old_entry != NULL && fm_path_pattern_match(pattern, ev->directory, en->old_entry->name))
     return true;
   if (en->new_entry != NULL) {
-    const char *dir = en->new_parent_path != NULL && en->new_parent_path[0] != '\0' ? en->new_parent_path : ev->directory;
+    const char *dir =
+        en->new_parent_path != NULL && en->new_parent_path[0] != '\0' ? en->new_parent_path : ev->directory;
     if (fm_path_pattern_match(pattern, dir, en->new_entry->name))
       return true;
   }
