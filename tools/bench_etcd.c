@@ -82,8 +82,9 @@ static int fm_create(fm_rpc_client *c, const char *dir, const char *name, bool i
   req.directory = (char *)(uintptr_t)dir;
   req.entry = &b.e;
   ProtobufCMessage *reply = NULL;
-  int rc = fm_rpc_client_unary(c, "/filer_pb.SeaweedFiler/CreateEntry", &req.base,
-                               &filer_pb__create_entry_response__descriptor, CALL_TIMEOUT_MS, &reply, NULL, err, errlen);
+  int rc =
+      fm_rpc_client_unary(c, "/filer_pb.SeaweedFiler/CreateEntry", &req.base,
+                          &filer_pb__create_entry_response__descriptor, CALL_TIMEOUT_MS, &reply, NULL, err, errlen);
   if (rc != 0)
     return rc;
   const FilerPb__CreateEntryResponse *r = (const FilerPb__CreateEntryResponse *)reply;
@@ -110,8 +111,8 @@ static int etcd_put(fm_rpc_client *c, const char *prefix, const char *name, int6
   req.value.data = value;
   req.value.len = vlen;
   ProtobufCMessage *reply = NULL;
-  int rc = fm_rpc_client_unary(c, ETCD_PUT, &req.base, &etcdserverpb__put_response__descriptor, CALL_TIMEOUT_MS,
-                               &reply, NULL, err, errlen);
+  int rc = fm_rpc_client_unary(c, ETCD_PUT, &req.base, &etcdserverpb__put_response__descriptor, CALL_TIMEOUT_MS, &reply,
+                               NULL, err, errlen);
   if (rc == 0)
     protobuf_c_message_free_unpacked(reply, NULL);
   return rc;
@@ -350,11 +351,12 @@ static int write_entries(system_kind kind, const char *target, const char *base,
   int started = 0;
   for (int i = 0; i < clients; i++) {
     int64_t count = n / clients + (i < n % clients ? 1 : 0);
-    ws[i] = (writer){ .kind = kind, .target = target, .base = base, .id = i, .from = from, .count = count,
-                      .size = size, .done = &done };
-    from += count;
+    ws[i] = (writer){
+      .kind = kind, .target = target, .base = base, .id = i, .from = from, .count = count, .size = size, .done = &done
+    };
     if (pthread_create(&th[i], NULL, writer_main, &ws[i]) != 0)
       break;
+    from += count; /* entries from `from` on have no writer if a thread does not start */
     started++;
   }
   for (int i = 0; i < started; i++)
@@ -423,8 +425,8 @@ static bool fm_catchup_response(void *arg, const ProtobufCMessage *msg)
 }
 
 /* One SubscribeMetadata stream over dir from since_ns 0 to until_ns = now; expects `n` files. */
-static int fm_catchup_run(const char *target, const char *dir, bool batching, int64_t n, pid_t pid,
-                          catchup_result *res, char *err, size_t errlen)
+static int fm_catchup_run(const char *target, const char *dir, bool batching, int64_t n, pid_t pid, catchup_result *res,
+                          char *err, size_t errlen)
 {
   fm_rpc_client *c = NULL;
   if (fm_rpc_client_new(target, &c) != 0) {
@@ -455,8 +457,8 @@ static int fm_catchup_run(const char *target, const char *dir, bool batching, in
   if (rc != 0)
     return rc;
   if (st.files != n || st.out_of_order) {
-    snprintf(err, errlen, "filermeta catch-up (%s) got %" PRId64 " of %" PRId64 " files%s", batching ? "batch" : "events",
-             st.files, n, st.out_of_order ? ", out of ts order" : "");
+    snprintf(err, errlen, "filermeta catch-up (%s) got %" PRId64 " of %" PRId64 " files%s",
+             batching ? "batch" : "events", st.files, n, st.out_of_order ? ", out of ts order" : "");
     return FM_EIO;
   }
   res->mode = batching ? "batch" : "events";
@@ -549,8 +551,8 @@ typedef struct live_sub {
   const char *target, *where; /* filermeta: the directory; etcd: the key prefix */
   int64_t since_ns;           /* filermeta */
   int64_t planned, timeout_ms;
-  uint8_t *seen;  /* planned entries */
-  int64_t *lat;   /* one per received entry */
+  uint8_t *seen; /* planned entries */
+  int64_t *lat;  /* one per received entry */
   int64_t nlat, duplicates, foreign;
   atomic_bool created, ready, done;
   atomic_bool exited; /* the thread is over; `error` says why if it is not done */
@@ -710,8 +712,8 @@ typedef struct live_writer {
   char first_error[FM_ERR_LEN];
 } live_writer;
 
-static int live_write(fm_rpc_client *c, system_kind kind, const char *where, const char *name, int64_t size,
-                      char *err, size_t errlen)
+static int live_write(fm_rpc_client *c, system_kind kind, const char *where, const char *name, int64_t size, char *err,
+                      size_t errlen)
 {
   return kind == SYS_FILERMETA ? fm_create(c, where, name, false, size, err, errlen)
                                : etcd_put(c, where, name, size, err, errlen);
@@ -835,8 +837,15 @@ static int live_run(system_kind kind, const char *target, const char *where, int
   cpu_begin(&cpu, pid);
   int64_t t0 = fm_mono_ns() + 10000000; /* 10 ms for the writers to start */
   for (int i = 0; rc == 0 && i < nw; i++) {
-    ws[i] = (live_writer){ .kind = kind, .target = target, .where = where, .id = i, .writers = nw,
-                           .planned = planned, .t0 = t0, .interval_ns = 1000000000 / cfg->rate, .size = cfg->size };
+    ws[i] = (live_writer){ .kind = kind,
+                           .target = target,
+                           .where = where,
+                           .id = i,
+                           .writers = nw,
+                           .planned = planned,
+                           .t0 = t0,
+                           .interval_ns = 1000000000 / cfg->rate,
+                           .size = cfg->size };
     if (pthread_create(&wth[i], NULL, live_writer_main, &ws[i]) != 0) {
       snprintf(err, errlen, "cannot start writer thread %d", i);
       rc = FM_EIO;
@@ -994,8 +1003,8 @@ static void print_table(const report *r)
            " Put at %.0f/s\n",
            r->clients, r->fm_write.n, r->fm_write.per_sec, r->etcd_write.n, r->etcd_write.per_sec);
     printf("\ncatch-up: one reader from the beginning until it has every event\n");
-    printf("  %-10s %-7s %10s %10s %9s %11s %10s %10s\n", "system", "mode", "events", "messages", "seconds",
-           "events/s", "server ms", "client ms");
+    printf("  %-10s %-7s %10s %10s %9s %11s %10s %10s\n", "system", "mode", "events", "messages", "seconds", "events/s",
+           "server ms", "client ms");
     const catchup_result *rows[] = { &r->fm_events, &r->fm_batch, &r->etcd_watch };
     const char *names[] = { "filermeta", "filermeta", "etcd" };
     for (int i = 0; i < 3; i++) {
@@ -1012,13 +1021,13 @@ static void print_table(const report *r)
   if (r->live) {
     printf("\nlive: create -> receive latency, %" PRId64 " entries/s for %.1f s (%d writer connections)\n",
            r->live_cfg.rate, (double)r->live_cfg.duration_ns / 1e9, r->live_cfg.writers);
-    printf("  %-10s %5s %7s %9s %5s %9s %9s %9s %9s %9s %10s\n", "system", "subs", "sent", "received", "lost",
-           "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "server ms");
+    printf("  %-10s %5s %7s %9s %5s %9s %9s %9s %9s %9s %10s\n", "system", "subs", "sent", "received", "lost", "p50 ms",
+           "p90 ms", "p99 ms", "p99.9 ms", "max ms", "server ms");
     for (int i = 0; i < r->nlives; i++) {
       const live_result *l = &r->lives[i];
       printf("  %-10s %5d %7" PRId64 " %9" PRId64 " %5" PRId64 " %9.3f %9.3f %9.3f %9.3f %9.3f", system_name(l->kind),
-             l->subs, l->sent, l->received, l->lost, (double)l->p50 / 1e6, (double)l->p90 / 1e6,
-             (double)l->p99 / 1e6, (double)l->p999 / 1e6, (double)l->max / 1e6);
+             l->subs, l->sent, l->received, l->lost, (double)l->p50 / 1e6, (double)l->p90 / 1e6, (double)l->p99 / 1e6,
+             (double)l->p999 / 1e6, (double)l->max / 1e6);
       print_cpu(l->server_cpu_ms);
       printf("\n");
     }
@@ -1144,8 +1153,7 @@ int fm_bench_cmd_etcd(int argc, char **argv)
     { "size", FM_FLAG_INT, &size, "inline content bytes per entry (~300-byte values at 200)", 0, 4096, false },
     { "subs", FM_FLAG_STRING, &subs_arg, "live: reader counts to measure, comma-separated", 0, 0, false },
     { "rate", FM_FLAG_INT, &rate, "live: entries written per second", 1, 100000, false },
-    { "duration", FM_FLAG_DURATION, &duration_ns, "live: how long the writers run", 100000000, 3600000000000LL,
-      false },
+    { "duration", FM_FLAG_DURATION, &duration_ns, "live: how long the writers run", 100000000, 3600000000000LL, false },
     { "writers", FM_FLAG_INT, &writers, "live: writer connections sharing the schedule", 1, 64, false },
     { "catchup", FM_FLAG_BOOL, &catchup, "measure catch-up (-catchup=false skips it)", 0, 0, false },
     { "live", FM_FLAG_BOOL, &live, "measure live latency (-live=false skips it)", 0, 0, false },
