@@ -1,9 +1,12 @@
-/* Blocking unary calls over gRPC core: one batch with all six client ops,
- * completed on the client's own pluck queue. */
+/* Blocking calls over gRPC core, completed on the client's own pluck queue:
+ * unary (one batch with all six client ops), server-streaming (one receive
+ * batch per message) and bidi streams (one batch per send or receive, with the
+ * status op started at open so that it completes whenever the call ends). */
 #include "rpc_client.h"
 
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,6 +261,154 @@ int fm_rpc_client_stream(fm_rpc_client *c, const char *path, const ProtobufCMess
     snprintf(err, errlen, "%s", why);
     rc = FM_EIO;
   }
+  return rc;
+}
+
+/* ---------------------------------------------------------------- bidi streams */
+
+struct fm_rpc_bidi {
+  fm_rpc_client *c;
+  grpc_call *call;
+  char *path; /* for messages */
+  grpc_metadata_array md_initial, md_trailing;
+  grpc_status_code st;
+  grpc_slice details;
+  bool initial_received; /* the first recv asks for the server's initial metadata too */
+  bool half_closed;
+  bool ended;              /* a recv saw the end of the stream */
+  atomic_bool cancelled;   /* the client cancelled (fm_rpc_bidi_cancel or finish) */
+  char op_tag, status_tag; /* their addresses tag the one op batch in flight and the status batch */
+};
+
+int fm_rpc_bidi_open(fm_rpc_client *c, const char *path, int64_t timeout_ms, fm_rpc_bidi **out, char *err,
+                     size_t errlen)
+{
+  fm_rpc_bidi *b = calloc(1, sizeof *b);
+  char *p = strdup(path);
+  if (b == NULL || p == NULL) {
+    free(b);
+    free(p);
+    snprintf(err, errlen, "out of memory");
+    return FM_ENOMEM;
+  }
+  b->c = c;
+  b->path = p;
+  b->call = create_call(c, path, timeout_ms);
+  grpc_metadata_array_init(&b->md_initial);
+  grpc_metadata_array_init(&b->md_trailing);
+  b->st = GRPC_STATUS_UNKNOWN;
+  b->details = grpc_empty_slice();
+  atomic_init(&b->cancelled, false);
+
+  /* The status op completes only when the call is over; it is collected by fm_rpc_bidi_finish. */
+  grpc_op op;
+  memset(&op, 0, sizeof op);
+  op.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+  op.data.recv_status_on_client.status = &b->st;
+  op.data.recv_status_on_client.status_details = &b->details;
+  op.data.recv_status_on_client.trailing_metadata = &b->md_trailing;
+  bool status_started = grpc_call_start_batch(b->call, &op, 1, &b->status_tag, NULL) == GRPC_CALL_OK;
+  memset(&op, 0, sizeof op);
+  op.op = GRPC_OP_SEND_INITIAL_METADATA;
+  if (!status_started || !run_batch(c, b->call, &op, 1)) {
+    snprintf(err, errlen, "cannot start call %s", path);
+    if (status_started) {
+      grpc_call_cancel(b->call, NULL);
+      grpc_completion_queue_pluck(c->cq, &b->status_tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    }
+    grpc_slice_unref(b->details);
+    grpc_metadata_array_destroy(&b->md_initial);
+    grpc_metadata_array_destroy(&b->md_trailing);
+    grpc_call_unref(b->call);
+    free(b->path);
+    free(b);
+    return FM_EIO;
+  }
+  *out = b;
+  return 0;
+}
+
+int fm_rpc_bidi_send(fm_rpc_bidi *b, const ProtobufCMessage *msg)
+{
+  if (b->half_closed || b->ended)
+    return FM_ECANCELED;
+  grpc_byte_buffer *bb = fm_rpc_encode(msg);
+  if (bb == NULL)
+    return FM_ENOMEM;
+  grpc_op op;
+  memset(&op, 0, sizeof op);
+  op.op = GRPC_OP_SEND_MESSAGE;
+  op.data.send_message.send_message = bb;
+  bool ok = run_batch(b->c, b->call, &op, 1);
+  grpc_byte_buffer_destroy(bb); /* kept until its batch completed */
+  return ok ? 0 : FM_ECANCELED;
+}
+
+int fm_rpc_bidi_close_send(fm_rpc_bidi *b)
+{
+  if (b->half_closed || b->ended)
+    return FM_ECANCELED;
+  b->half_closed = true;
+  grpc_op op;
+  memset(&op, 0, sizeof op);
+  op.op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+  return run_batch(b->c, b->call, &op, 1) ? 0 : FM_ECANCELED;
+}
+
+int fm_rpc_bidi_recv(fm_rpc_bidi *b, const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out)
+{
+  *out = NULL;
+  if (b->ended)
+    return 0;
+  grpc_byte_buffer *recv = NULL;
+  grpc_op ops[2];
+  memset(ops, 0, sizeof ops);
+  size_t n = 0;
+  if (!b->initial_received) {
+    ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[n++].data.recv_initial_metadata.recv_initial_metadata = &b->md_initial;
+    b->initial_received = true;
+  }
+  ops[n].op = GRPC_OP_RECV_MESSAGE;
+  ops[n++].data.recv_message.recv_message = &recv;
+  if (!run_batch(b->c, b->call, ops, n) || recv == NULL) {
+    if (recv != NULL)
+      grpc_byte_buffer_destroy(recv);
+    b->ended = true; /* the status says how */
+    return 0;
+  }
+  int rc = fm_rpc_decode(recv, desc, NULL, out);
+  grpc_byte_buffer_destroy(recv);
+  return rc == 0 ? 0 : FM_EDECODE;
+}
+
+void fm_rpc_bidi_cancel(fm_rpc_bidi *b)
+{
+  atomic_store(&b->cancelled, true);
+  grpc_call_cancel(b->call, NULL);
+}
+
+int fm_rpc_bidi_finish(fm_rpc_bidi *b, grpc_status_code *status, char *err, size_t errlen)
+{
+  if (b == NULL)
+    return 0;
+  if (!b->ended)
+    fm_rpc_bidi_cancel(b);
+  grpc_completion_queue_pluck(b->c->cq, &b->status_tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+  if (status != NULL)
+    *status = b->st;
+  int rc = 0;
+  if (b->st != GRPC_STATUS_OK && !atomic_load(&b->cancelled)) {
+    snprintf(err, errlen, "%s: %s: %.*s", b->path, fm_rpc_status_name(b->st), (int)GRPC_SLICE_LENGTH(b->details),
+             (const char *)GRPC_SLICE_START_PTR(b->details));
+    rc = FM_EIO;
+  }
+  grpc_slice_unref(b->details);
+  grpc_metadata_array_destroy(&b->md_initial);
+  grpc_metadata_array_destroy(&b->md_trailing);
+  grpc_call_unref(b->call);
+  free(b->path);
+  free(b);
   return rc;
 }
 

@@ -1,6 +1,7 @@
-/* The client side of the RPC layer: a channel to one server and blocking unary
- * calls. Used by tools/ (and later the follow library). A client is used by one
- * thread at a time; open one per thread for parallel calls. */
+/* The client side of the RPC layer: a channel to one server and blocking unary,
+ * server-streaming and bidi-streaming calls. Used by tools/ (and later the follow
+ * library). A client is used by one thread at a time; open one per thread for
+ * parallel calls. */
 #ifndef FM_RPC_CLIENT_H
 #define FM_RPC_CLIENT_H
 
@@ -64,6 +65,47 @@ void fm_rpc_stream_cancel(fm_rpc_stream *s);
  * message alone (without path and code) is left in `details` when that is non-NULL. */
 int fm_rpc_stream_close(fm_rpc_stream *s, grpc_status_code *status, char *err, size_t errlen, char *details,
                         size_t detailslen);
+
+/* ---- bidirectional streams ---- */
+
+typedef struct fm_rpc_bidi fm_rpc_bidi;
+
+/*
+ * Starts a bidi-streaming call to `path` on c (deadline timeout_ms from now; 0:
+ * none). The stream is driven by one thread: send, close_send and recv each wait
+ * for their own operation, one at a time. c makes no other call until
+ * fm_rpc_bidi_finish. Returns 0 and *out (ended and freed by fm_rpc_bidi_finish),
+ * FM_ENOMEM, or FM_EIO with `err` filled when the call cannot start.
+ */
+int fm_rpc_bidi_open(fm_rpc_client *c, const char *path, int64_t timeout_ms, fm_rpc_bidi **out, char *err,
+                     size_t errlen);
+
+/* Sends one message. Returns 0, FM_ENOMEM, or FM_ECANCELED when the stream is
+ * broken or already half-closed (fm_rpc_bidi_finish then says why). */
+int fm_rpc_bidi_send(fm_rpc_bidi *b, const ProtobufCMessage *msg);
+
+/* Half-closes: no more sends. Returns 0 or FM_ECANCELED as fm_rpc_bidi_send. */
+int fm_rpc_bidi_close_send(fm_rpc_bidi *b);
+
+/*
+ * Waits for the next message and decodes it as `desc`. Returns 0 with *out set
+ * (caller frees with protobuf_c_message_free_unpacked), 0 with *out NULL when the
+ * stream has ended (the server sent its status, the call was cancelled or broke:
+ * fm_rpc_bidi_finish gives the status), or FM_EDECODE.
+ */
+int fm_rpc_bidi_recv(fm_rpc_bidi *b, const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out);
+
+/* Cancels the call. Any thread, while the stream is open (before
+ * fm_rpc_bidi_finish): a waiting or later recv returns the end of the stream. */
+void fm_rpc_bidi_cancel(fm_rpc_bidi *b);
+
+/*
+ * Ends the stream and frees b: unless a recv already saw the end, the call is
+ * cancelled first (that is the client's choice, not an error). Returns 0 when
+ * the status is OK or the client cancelled, FM_EIO with *status and `err` filled
+ * otherwise. `status` may be NULL; b NULL is a no-op returning 0.
+ */
+int fm_rpc_bidi_finish(fm_rpc_bidi *b, grpc_status_code *status, char *err, size_t errlen);
 
 /* Name of a gRPC status code ("UNAVAILABLE"). */
 const char *fm_rpc_status_name(grpc_status_code code);

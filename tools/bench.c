@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_etcd.h"
 #include "clock.h"
 #include "error.h"
 #include "filer.pb-c.h"
@@ -352,14 +353,17 @@ int fm_cmd_bench(int argc, char **argv)
     return run_bench("create", &create, argc - 1, argv + 1);
   if (argc >= 2 && strcmp(argv[1], "catchup") == 0)
     return run_catchup(argc - 1, argv + 1);
+  if (argc >= 2 && strcmp(argv[1], "etcd") == 0)
+    return fm_bench_cmd_etcd(argc - 1, argv + 1);
   if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0)) {
     printf("Usage: filermeta bench <workload> [flags]\n\nWorkloads:\n"
            "  ping     unary Ping rate with concurrent clients (-c 64 -n 1000)\n"
            "  create   CreateEntry rate, one new file per call (-c 8 -n 10000 -size 200)\n"
-           "  catchup  one follower reading everything up to now (-mode events|batch|refs)\n");
+           "  catchup  one follower reading everything up to now (-mode events|batch|refs)\n"
+           "  etcd     catch-up and live latency side by side with an etcd 3.4 the bench starts\n");
     return 0;
   }
-  fprintf(stderr, "filermeta bench: unknown or missing workload%s%s (known: ping, create, catchup)\n",
+  fprintf(stderr, "filermeta bench: unknown or missing workload%s%s (known: ping, create, catchup, etcd)\n",
           argc >= 2 ? " " : "", argc >= 2 ? argv[1] : "");
   return 2;
 }
