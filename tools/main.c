@@ -18,7 +18,7 @@ static void usage(FILE *out)
                "  ping                                ping a filer (or, through it, another filer)\n"
                "  config                              print a filer's GetFilerConfiguration answer\n"
                "  log -dir DIR                        print every event a stopped filer has persisted\n"
-               "  bench ping|create                   benchmarks\n"
+               "  bench ping|create|catchup|live|fanout|raw   benchmarks\n"
                "  version                             print the version\n\n"
                "-filer takes the SeaweedFS form: host:port is the HTTP port with gRPC at port+10000,\n"
                "host:port.grpcPort names both. Most commands take --json. Run filermeta <command> -h\n"
