@@ -205,8 +205,8 @@ int fm_bench_cmd_fanout(int argc, char **argv)
 
   int64_t nconns = conns == 0 ? subs : (conns < subs ? conns : subs);
   if (json) {
-    printf("{\"bench\":\"fanout\",\"subscribers\":%" PRId64 ",\"idle_subscribers\":%" PRId64
-           ",\"connections\":%" PRId64 ",\"open_seconds\":%.3f,",
+    printf("{\"bench\":\"fanout\",\"subscribers\":%" PRId64 ",\"idle_subscribers\":%" PRId64 ",\"connections\":%" PRId64
+           ",\"open_seconds\":%.3f,",
            subs, idle_subs, nconns, open_secs);
     print_proc_json("server_before", &before);
     printf(",");
@@ -224,8 +224,8 @@ int fm_bench_cmd_fanout(int argc, char **argv)
     }
     printf("}\n");
   } else {
-    printf("bench fanout: %" PRId64 " subscribers (%" PRId64 " idle) over %" PRId64 " connections against %s (pid %" PRId64
-           ")\n",
+    printf("bench fanout: %" PRId64 " subscribers (%" PRId64 " idle) over %" PRId64
+           " connections against %s (pid %" PRId64 ")\n",
            subs, idle_subs, nconns, target, pid);
     print_proc_row("server before", &before);
     printf("  %-24s %.3f s\n", "all streams registered in", open_secs);

@@ -29,13 +29,13 @@
 
 typedef struct live {
   int nsubs;
-  int64_t n;            /* events the writer will send */
-  int64_t *lat;         /* lat[sub * n + seq]: receive - send, 0 until received */
-  int64_t *received;    /* per subscriber, events received once */
-  int64_t *duplicates;  /* per subscriber */
-  int64_t *foreign;     /* per subscriber: events that are neither ours nor the warm-up */
-  bool *warm;           /* per subscriber: received the warm-up event */
-  atomic_int_fast64_t total;  /* events received once, all subscribers */
+  int64_t n;                 /* events the writer will send */
+  int64_t *lat;              /* lat[sub * n + seq]: receive - send, 0 until received */
+  int64_t *received;         /* per subscriber, events received once */
+  int64_t *duplicates;       /* per subscriber */
+  int64_t *foreign;          /* per subscriber: events that are neither ours nor the warm-up */
+  bool *warm;                /* per subscriber: received the warm-up event */
+  atomic_int_fast64_t total; /* events received once, all subscribers */
   atomic_int warm_count;
 } live;
 
@@ -288,14 +288,14 @@ void fm_bench_live_print(const fm_bench_live_config *cfg, const fm_bench_live_re
            ",\"send_errors\":%" PRId64 ",\"send_seconds\":%.3f,\"sent_per_sec\":%.0f,\"expected\":%" PRId64
            ",\"received\":%" PRId64 ",\"lost\":%" PRId64 ",\"duplicates\":%" PRId64 ",\"foreign\":%" PRId64
            ",\"subscribers_short\":%" PRId64 ",",
-           cfg->subs, cfg->conns < cfg->subs ? cfg->conns : cfg->subs, cfg->threads, cfg->rate, r->sent,
-           r->send_errors, r->send_seconds, (double)r->sent / secs, r->expected, r->received,
-           r->expected - r->received, r->duplicates, r->foreign, r->subs_short);
+           cfg->subs, cfg->conns < cfg->subs ? cfg->conns : cfg->subs, cfg->threads, cfg->rate, r->sent, r->send_errors,
+           r->send_seconds, (double)r->sent / secs, r->expected, r->received, r->expected - r->received, r->duplicates,
+           r->foreign, r->subs_short);
     print_lat_json("latency", &r->lat);
     printf(",");
     print_lat_json("create_latency", &r->create_lat);
-    printf(",\"client_cpu_s\":%.3f,\"client_subscriber_threads_cpu_s\":%.3f,\"server_cpu_s\":", (double)r->client_cpu_ns / 1e9,
-           (double)r->subs_cpu_ns / 1e9);
+    printf(",\"client_cpu_s\":%.3f,\"client_subscriber_threads_cpu_s\":%.3f,\"server_cpu_s\":",
+           (double)r->client_cpu_ns / 1e9, (double)r->subs_cpu_ns / 1e9);
     if (r->server_cpu_ms >= 0)
       printf("%.3f", (double)r->server_cpu_ms / 1e3);
     else
@@ -342,8 +342,7 @@ int fm_bench_cmd_live(int argc, char **argv)
     { "filer", FM_FLAG_STRING, &filer, "filer address (host:port or host:port.grpcPort)", 0, 0, false },
     { "subs", FM_FLAG_INT, &subs, "subscriber streams", 1, 10000, false },
     { "rate", FM_FLAG_INT, &rate, "creates per second", 1, 1000000, false },
-    { "duration", FM_FLAG_DURATION, &duration, "how long the writer runs", 1000000, 3600 * INT64_C(1000000000),
-      false },
+    { "duration", FM_FLAG_DURATION, &duration, "how long the writer runs", 1000000, 3600 * INT64_C(1000000000), false },
     { "conns", FM_FLAG_INT, &conns, "connections the streams spread over (0: one per subscriber)", 0, 10000, false },
     { "threads", FM_FLAG_INT, &threads, "client completion-queue threads for the subscribers", 1, 64, false },
     { "size", FM_FLAG_INT, &size, "inline content bytes per entry (~300-byte events at 200)", 0, 4096, false },
@@ -404,8 +403,8 @@ int fm_bench_cmd_live(int argc, char **argv)
   }
   bool bad = r.received != r.expected || r.duplicates > 0 || r.send_errors > 0 || r.stream_error[0] != '\0';
   if (bad)
-    fprintf(stderr, "filermeta bench live: %" PRId64 " events lost, %" PRId64 " duplicated, %" PRId64
-                    " creates failed%s%s\n",
+    fprintf(stderr,
+            "filermeta bench live: %" PRId64 " events lost, %" PRId64 " duplicated, %" PRId64 " creates failed%s%s\n",
             r.expected - r.received, r.duplicates, r.send_errors, r.stream_error[0] ? "; " : "", r.stream_error);
   free(r.per_sub);
   return bad ? 1 : 0;

@@ -59,7 +59,7 @@ struct fm_bench_subs {
   pthread_t *threads;
   clockid_t *clocks;
   int started_threads;
-  bool grpc_up; /* fm_rpc_core_init was called */
+  bool grpc_up;        /* fm_rpc_core_init was called */
   atomic_bool closing; /* statuses after this are our own cancellations */
 
   pthread_mutex_t mu; /* guards what follows */
