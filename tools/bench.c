@@ -18,6 +18,7 @@
 #include "net_addr.h"
 #include "rpc_client.h"
 #include "tools.h"
+#include "tools_internal.h"
 
 /* One workload: `prepare` runs once per client before the clock starts
  * (connections, directories), `op` is the timed operation number i. */
@@ -63,49 +64,11 @@ static int ping_prepare(fm_rpc_client *c, int client, const workload *w, char *e
 
 /* ---------------------------------------------------------------- create */
 
-/* CreateEntry of a file under <run_dir>/c<client>/; one call, one event. */
-static int create_entry(fm_rpc_client *c, const char *dir, const char *name, bool is_dir, int64_t size, char *err,
-                        size_t errlen)
-{
-  static const uint8_t filler[4096];
-  int64_t now = fm_now_ns();
-  FilerPb__FuseAttributes attr = FILER_PB__FUSE_ATTRIBUTES__INIT;
-  attr.file_mode = is_dir ? FM_MODE_DIR | 0755 : 0644;
-  attr.mtime = attr.crtime = now / 1000000000;
-  attr.mtime_ns = (int32_t)(now % 1000000000);
-  attr.uid = attr.gid = 1000;
-  attr.mime = (char *)(uintptr_t) "application/octet-stream";
-  attr.file_size = is_dir ? 0 : (uint64_t)size;
-  FilerPb__Entry e = FILER_PB__ENTRY__INIT;
-  e.name = (char *)(uintptr_t)name;
-  e.is_directory = is_dir;
-  e.attributes = &attr;
-  if (!is_dir) {
-    e.content.data = (uint8_t *)(uintptr_t)filler;
-    e.content.len = (size_t)(size < (int64_t)sizeof filler ? size : (int64_t)sizeof filler);
-  }
-  FilerPb__CreateEntryRequest req = FILER_PB__CREATE_ENTRY_REQUEST__INIT;
-  req.directory = (char *)(uintptr_t)dir;
-  req.entry = &e;
-  ProtobufCMessage *reply = NULL;
-  int rc = fm_rpc_client_unary(c, "/filer_pb.SeaweedFiler/CreateEntry", &req.base,
-                               &filer_pb__create_entry_response__descriptor, 30000, &reply, NULL, err, errlen);
-  if (rc != 0)
-    return rc;
-  const FilerPb__CreateEntryResponse *r = (const FilerPb__CreateEntryResponse *)reply;
-  if (r->error[0] != '\0') {
-    snprintf(err, errlen, "CreateEntry %s/%s: %s", dir, name, r->error);
-    rc = FM_EIO;
-  }
-  protobuf_c_message_free_unpacked(reply, NULL);
-  return rc;
-}
-
 static int create_prepare(fm_rpc_client *c, int client, const workload *w, char *err, size_t errlen)
 {
   char name[32];
   snprintf(name, sizeof name, "c%d", client);
-  return create_entry(c, w->run_dir, name, true, 0, err, errlen); /* parents too */
+  return fm_bench_create_entry(c, w->run_dir, name, true, 0, err, errlen); /* parents too */
 }
 
 static int create_op(fm_rpc_client *c, int client, int64_t i, const workload *w, char *err, size_t errlen)
@@ -113,7 +76,7 @@ static int create_op(fm_rpc_client *c, int client, int64_t i, const workload *w,
   char dir[160], name[32];
   snprintf(dir, sizeof dir, "%s/c%d", w->run_dir, client);
   snprintf(name, sizeof name, "f%08" PRId64, i);
-  return create_entry(c, dir, name, false, w->size, err, errlen);
+  return fm_bench_create_entry(c, dir, name, false, w->size, err, errlen);
 }
 
 /* ---------------------------------------------------------------- runner */
@@ -355,15 +318,25 @@ int fm_cmd_bench(int argc, char **argv)
     return run_catchup(argc - 1, argv + 1);
   if (argc >= 2 && strcmp(argv[1], "etcd") == 0)
     return fm_bench_cmd_etcd(argc - 1, argv + 1);
+  if (argc >= 2 && strcmp(argv[1], "live") == 0)
+    return fm_bench_cmd_live(argc - 1, argv + 1);
+  if (argc >= 2 && strcmp(argv[1], "fanout") == 0)
+    return fm_bench_cmd_fanout(argc - 1, argv + 1);
+  if (argc >= 2 && strcmp(argv[1], "raw") == 0)
+    return fm_bench_cmd_raw(argc - 1, argv + 1);
   if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0)) {
     printf("Usage: filermeta bench <workload> [flags]\n\nWorkloads:\n"
            "  ping     unary Ping rate with concurrent clients (-c 64 -n 1000)\n"
            "  create   CreateEntry rate, one new file per call (-c 8 -n 10000 -size 200)\n"
            "  catchup  one follower reading everything up to now (-mode events|batch|refs)\n"
-           "  etcd     catch-up and live latency side by side with an etcd 3.4 the bench starts\n");
+           "  etcd     catch-up and live latency side by side with an etcd 3.4 the bench starts\n"
+           "  live     create -> receive latency of live subscribers (-subs 1 -rate 1000 -duration 10s)\n"
+           "  fanout   server memory, threads and CPU with many idle subscribers (-subs 1000 -pid PID)\n"
+           "  raw      the raw-stream ceiling: an in-process server streams events from memory (-n 1000000)\n");
     return 0;
   }
-  fprintf(stderr, "filermeta bench: unknown or missing workload%s%s (known: ping, create, catchup, etcd)\n",
+  fprintf(stderr,
+          "filermeta bench: unknown or missing workload%s%s (known: ping, create, catchup, etcd, live, fanout, raw)\n",
           argc >= 2 ? " " : "", argc >= 2 ? argv[1] : "");
   return 2;
 }

@@ -130,6 +130,42 @@ def test_filermeta_ping_and_config():
         assert p.returncode == 0 and '"ops":200' in p.stdout and '"errors":0' in p.stdout, p
 
 
+
+def test_filermeta_bench_live_fanout_raw():
+    """The subscription benches run to completion and count what they claim (no speed is checked)."""
+    import json
+    with Server() as s:
+        p = run_cli(FILERMETA, "bench", "live", "-filer", s.filer_addr, "-subs", "3", "-rate", "200",
+                    "-duration", "500ms", "-json", timeout=60)
+        assert p.returncode == 0, p
+        r = json.loads(p.stdout)
+        assert r["sent"] == 100 and r["expected"] == 300 and r["received"] == 300 and r["lost"] == 0, r
+        assert r["received_per_subscriber"] == [100, 100, 100] and r["duplicates"] == 0, r
+        assert r["latency"]["samples"] == 300 and r["latency"]["max_ms"] >= r["latency"]["p50_ms"] > 0, r
+    with Server() as s:  # a fresh server: no reader thread of the streams above is still on its way out
+        if s.proc is not None:
+            # 12 idle streams over 4 connections, then 2 more receive events
+            p = run_cli(FILERMETA, "bench", "fanout", "-filer", s.filer_addr, "-pid", str(s.proc.pid), "-subs", "14",
+                        "-conns", "7", "-active", "2", "-idle", "200ms", "-rate", "100", "-duration", "300ms",
+                        "-json", timeout=60)
+            assert p.returncode == 0, p
+            r = json.loads(p.stdout)
+            assert r["subscribers"] == 14 and r["idle_subscribers"] == 12 and r["connections"] == 7, r
+            # one reader thread per stream on the server
+            assert r["server_idle"]["threads"] >= r["server_before"]["threads"] + 14, r
+            assert r["active"]["received"] == r["active"]["expected"] == 60 and r["active"]["lost"] == 0, r
+        p = run_cli(FILERMETA, "bench", "fanout", "-filer", s.filer_addr, "-subs", "2")
+        assert p.returncode == 2 and "-pid is required" in p.stderr, p
+    p = run_cli(FILERMETA, "bench", "raw", "-n", "3000", "-size", "300", "-json", timeout=60)
+    assert p.returncode == 0, p
+    runs = {r["mode"]: r for r in map(json.loads, p.stdout.splitlines())}
+    assert set(runs) == {"one", "hint", "batch"}, runs
+    for r in runs.values():
+        assert r["events"] == 3000 and r["complete"], r
+    assert runs["one"]["messages"] == runs["hint"]["messages"] == 3000 and runs["batch"]["messages"] == 12, runs
+    p = run_cli(FILERMETA, "bench", "raw", "-mode", "nope")
+    assert p.returncode == 2 and "not one, hint, batch or all" in p.stderr, p
+
 def test_filermeta_admin_commands():
     import json
     with Server() as s:
@@ -195,6 +231,7 @@ if __name__ == "__main__":
         test_data_dir_created_and_port_file_written,
         test_healthz,
         test_filermeta_ping_and_config,
+        test_filermeta_bench_live_fanout_raw,
         test_filermeta_admin_commands,
         test_filermeta_errors,
     ])
