@@ -220,6 +220,7 @@ int main(int argc, char **argv)
   fm_subreg *registry = NULL;
   fm_sub_threads readers;
   fm_sub_threads_init(&readers);
+  fm_sub_live *live = NULL;
 
   if (fm_data_dir_open(o.dir, &dir, err, sizeof err) != 0) {
     fprintf(stderr, "filermetad: %s\n", err);
@@ -342,6 +343,10 @@ int main(int argc, char **argv)
   }
   fm_net_join(o.ip, http_port, volumes.url, sizeof volumes.url);
   volumes.grpc_port = (uint32_t)grpc_port;
+  if (fm_sub_live_new(logbuf, 0, &live) != 0) {
+    fprintf(stderr, "filermetad: cannot start the live subscription dispatcher\n");
+    goto out;
+  }
   if (fm_subreg_new(filer.filer_address, &registry) != 0) {
     fprintf(stderr, "filermetad: cannot allocate the subscriber registry\n");
     goto out;
@@ -357,6 +362,7 @@ int main(int argc, char **argv)
     .flush_report_ns = FM_SUB_FLUSH_REPORT_DEFAULT,
     .registry = registry,
     .threads = &readers,
+    .live = live,
   };
   subs.flusher = flusher;
   fm_http_side_set_subscribers(http, registry);
@@ -390,12 +396,15 @@ out:
   fm_log_flusher_stop(flusher);
   if (logbuf != NULL)
     fm_logbuf_shutdown(logbuf);
-  /* streams are ending (their calls finished, the buffer shut down): their readers use the filer and the stores */
+  /* streams are ending (their calls finished, the buffer shut down): the dispatcher ends the live ones, the readers
+   * the others; both use the filer and the stores */
+  fm_sub_live_stop(live);
   fm_sub_threads_wait(&readers);
   fm_filer_free(engine);
   fm_rpc_server_free(server);   /* waits for every call */
   fm_log_flusher_free(flusher); /* late calls may still have asked it for the retained ts */
   fm_subreg_free(registry);
+  fm_sub_live_free(live);
   fm_sub_threads_destroy(&readers);
   fm_store_free(store);
   fm_chunk_store_free(chunks);

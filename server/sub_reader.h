@@ -53,8 +53,9 @@ int fm_sub_reader_next(fm_sub_reader *r, fm_sub_event *ev, int64_t timeout_ms, c
  * to stop reading for long (its stream's queue is full). The next call looks its position up again. */
 void fm_sub_reader_release(fm_sub_reader *r);
 
-/* Moves a reader that has returned no event yet on to the events with ts > ts_ns (ts_ns >= its since_ns): for a
- * stream whose history up to ts_ns went out as log-file refs. */
+/* Moves a reader on to the events with ts > ts_ns (nothing happens when ts_ns is not past its position), dropping
+ * what it holds: for a stream whose history up to ts_ns went out as log-file refs, or that the live set handed
+ * back after serving it up to ts_ns. */
 void fm_sub_reader_seek(fm_sub_reader *r, int64_t ts_ns);
 
 /* The ts of the last event returned (since_ns before the first). */

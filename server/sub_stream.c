@@ -31,6 +31,7 @@
 #include "rpc_codec.h"
 #include "sub_batch.h"
 #include "sub_filter.h"
+#include "sub_live.h"
 #include "sub_reader.h"
 #include "sub_refs.h"
 
@@ -60,10 +61,15 @@ typedef struct stream {
   bool batching, heartbeat;
   bool flush_reports; /* a local stream whose client asked for keep-alives: the flushed watermark every 5 s */
 
-  /* reader thread only */
+  /* whoever serves the stream: its reader thread, or the live set's dispatcher (sub_live.c) once it caught up; the
+   * hand-over between them is under the live set's lock or a thread start, so these need no lock of their own */
   fm_sub_filter filter;
   fm_sub_reader *reader;
-  int64_t last_sent_mono; /* approximate: for heartbeats */
+  int64_t handled_ts;  /* the last event filtered and queued (or dropped by the filter): where a reader resumes */
+  int64_t last_out;    /* mono ns of the last message queued: for heartbeats */
+  int64_t last_report; /* mono ns of the last flush report */
+  uint32_t ticks;
+  bool refs_sent; /* refs mode: the refs and the transition marker went out (a resumed reader sends none) */
 
   pthread_mutex_t mu;
   pthread_cond_t cv; /* the reader waits here for room or the end */
@@ -96,6 +102,8 @@ static void stream_unref(stream *st)
     slot_free(&st->ring[(st->head + i) % FM_SUB_RING_SLOTS]);
   if (st->reg != NULL)
     fm_subreg_unregister(st->cfg.registry, st->reg);
+  fm_sub_reader_close(st->reader);
+  fm_sub_filter_destroy(&st->filter);
   fm_rpc_request_free(&st->req->base);
   fm_rpc_call_unref(st->call);
   pthread_cond_destroy(&st->cv);
@@ -253,6 +261,9 @@ void fm_sub_stream_on_done(fm_rpc_call *call)
 
 /* ================================================================ reader */
 
+/* What queueing a slot came to. */
+enum { PUSHED = 0, PUSH_OVER, PUSH_FULL };
+
 /* Holds mu. No room for `len` more bytes: all slots taken, or the byte bound reached (a slot always fits in an empty
  * ring). */
 static bool ring_full(const stream *st, size_t len)
@@ -260,16 +271,24 @@ static bool ring_full(const stream *st, size_t len)
   return st->count == FM_SUB_RING_SLOTS || (st->count > 0 && st->bytes + len > FM_SUB_RING_BYTES);
 }
 
-/* Queues one slot, waiting for room. Takes ownership of bytes and message. `kick`: start a send now if none is in
+/* Queues one slot. Takes ownership of bytes and message. `wait`: wait for room (a reader thread); without it a full
+ * ring answers PUSH_FULL (the dispatcher, which never waits for one client). `kick`: start a send now if none is in
  * flight; without it the slot waits for the next kick or send completion, so that a reader catching up from far
  * behind queues a batch's worth before the first send takes it (no timer: the reader kicks every
- * FM_SUB_BATCH_MAX events and whenever it has nothing more at hand). Returns false when the stream is over (the slot
- * is dropped). */
-static bool push(stream *st, slot_kind kind, uint8_t *bytes, size_t len, int64_t ts, grpc_status_code code,
-                 char *message, bool kick)
+ * FM_SUB_BATCH_MAX events and whenever it has nothing more at hand). PUSH_OVER when the stream is over (the slot is
+ * dropped). */
+static int push(stream *st, slot_kind kind, uint8_t *bytes, size_t len, int64_t ts, grpc_status_code code,
+                char *message, bool kick, bool wait)
 {
   pthread_mutex_lock(&st->mu);
   if (ring_full(st, len) && !st->done && !st->finished && !st->superseded) {
+    if (!wait) {
+      pthread_mutex_unlock(&st->mu);
+      pump(st, false); /* a full ring must be moving */
+      free(bytes);
+      free(message);
+      return PUSH_FULL;
+    }
     pthread_mutex_unlock(&st->mu);
     pump(st, false); /* a full ring must be moving */
     pthread_mutex_lock(&st->mu);
@@ -294,7 +313,7 @@ static bool push(stream *st, slot_kind kind, uint8_t *bytes, size_t len, int64_t
     pthread_mutex_unlock(&st->mu);
     free(bytes);
     free(message);
-    return false;
+    return PUSH_OVER;
   }
   slot *s = &st->ring[(st->head + st->count) % FM_SUB_RING_SLOTS];
   *s = (slot){ bytes, len, ts, kind, code, message };
@@ -306,21 +325,25 @@ static bool push(stream *st, slot_kind kind, uint8_t *bytes, size_t len, int64_t
   pthread_mutex_unlock(&st->mu);
   if (kick)
     pump(st, false);
-  return true;
+  if (kind != SLOT_END)
+    st->last_out = fm_mono_ns();
+  return PUSHED;
 }
 
-static bool push_copy(stream *st, slot_kind kind, const uint8_t *data, size_t len, int64_t ts, bool kick)
+static int push_copy(stream *st, slot_kind kind, const uint8_t *data, size_t len, int64_t ts, bool kick, bool wait)
 {
   uint8_t *copy = malloc(len ? len : 1);
-  if (copy == NULL)
-    return push(st, SLOT_END, NULL, 0, 0, GRPC_STATUS_RESOURCE_EXHAUSTED, strdup("out of memory"), true);
+  if (copy == NULL) {
+    push(st, SLOT_END, NULL, 0, 0, GRPC_STATUS_RESOURCE_EXHAUSTED, strdup("out of memory"), true, wait);
+    return PUSH_OVER;
+  }
   memcpy(copy, data, len);
-  return push(st, kind, copy, len, ts, GRPC_STATUS_OK, NULL, kick);
+  return push(st, kind, copy, len, ts, GRPC_STATUS_OK, NULL, kick, wait);
 }
 
-static bool push_end(stream *st, grpc_status_code code, const char *message)
+static void push_end(stream *st, grpc_status_code code, const char *message)
 {
-  return push(st, SLOT_END, NULL, 0, 0, code, strdup(message), true);
+  push(st, SLOT_END, NULL, 0, 0, code, strdup(message), true, true);
 }
 
 static bool over(stream *st)
@@ -331,25 +354,117 @@ static bool over(stream *st)
   return o;
 }
 
-/* The flush report (PROTOCOL.md 5.5): {flushed_ts_ns} with ts_ns 0, every flush_report_ns, caught up or not.
- * Returns false when the stream is over. */
-static bool report_flush(stream *st, int64_t *last)
+/* What handling one step of a stream came to. */
+enum { STEP_ON = 0, STEP_END, STEP_FULL };
+
+static int step_of(int push_rc)
+{
+  return push_rc == PUSHED ? STEP_ON : push_rc == PUSH_FULL ? STEP_FULL : STEP_END;
+}
+
+/* One event (from the reader or the dispatcher): filter, queue, markers. `unkicked` counts events queued without a
+ * kick (catching up with batching). STEP_END when the stream ended (or is over), STEP_FULL when !wait and the ring
+ * had no room (the event is not handled: handled_ts stays before it). */
+static int handle_event(stream *st, int64_t ts, const uint8_t *data, size_t len, bool from_disk, bool wait,
+                        size_t *unkicked)
+{
+  fm_sub_result res;
+  char ferr[FM_ERR_LEN] = "";
+  int frc = fm_sub_filter_check(&st->filter, data, len, &res, ferr, sizeof ferr);
+  if (frc != 0) {
+    /* never skip an event silently: the stream ends, and the client resumes from what it got */
+    char msg[FM_ERR_LEN + 96];
+    snprintf(msg, sizeof msg, "event %" PRId64 " %s: %s", ts, from_disk ? "read from persisted logs" : "in memory",
+             ferr[0] ? ferr : fm_strerror(frc));
+    push_end(st, frc == FM_ENOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_DATA_LOSS, msg);
+    return STEP_END;
+  }
+  if (res.verdict == FM_SUB_AFTER_UNTIL) {
+    push_end(st, GRPC_STATUS_OK, "");
+    return STEP_END;
+  }
+  if (res.verdict == FM_SUB_DELIVER) {
+    /* live events go at once; while far behind (and batching), a batch's worth at a time */
+    bool behind = st->batching && fm_now_ns() - res.ts_ns > st->cfg.batch_behind_ns;
+    bool kick = !behind || ++*unkicked >= FM_SUB_BATCH_MAX;
+    if (kick)
+      *unkicked = 0;
+    int rc = push_copy(st, SLOT_EVENT, res.bytes, res.len, res.ts_ns, kick, wait);
+    if (rc != PUSHED)
+      return step_of(rc);
+    fm_subreg_stream_set_position(st->reg, res.ts_ns);
+    st->handled_ts = ts;
+    return STEP_ON;
+  }
+  int64_t mts;
+  if (fm_sub_filter_marker_due(&st->filter, &mts)) {
+    uint8_t m[FM_SUB_KEEPALIVE_MAX];
+    size_t mlen = fm_sub_batch_marker(mts, m);
+    int rc = push_copy(st, SLOT_EVENT, m, mlen, mts, true, wait);
+    if (rc != PUSHED)
+      return step_of(rc);
+    fm_sub_filter_marker_sent(&st->filter);
+  }
+  st->handled_ts = ts;
+  return STEP_ON;
+}
+
+/* The flush report (PROTOCOL.md 5.5): {flushed_ts_ns} with ts_ns 0, every flush_report_ns, caught up or not. */
+static int report_flush(stream *st, bool wait)
 {
   int64_t now = fm_mono_ns();
-  if (now - *last < st->cfg.flush_report_ns)
-    return true;
-  *last = now;
+  if (!st->flush_reports || now - st->last_report < st->cfg.flush_report_ns)
+    return STEP_ON;
+  st->last_report = now;
   int64_t flushed = fm_logbuf_flushed_ts(st->cfg.logbuf);
   if (flushed <= 0)
-    return true; /* nothing flushed yet: nothing to report */
+    return STEP_ON; /* nothing flushed yet: nothing to report */
   uint8_t m[FM_SUB_KEEPALIVE_MAX];
   size_t len = fm_sub_batch_heartbeat(0, flushed, m);
-  return push_copy(st, SLOT_KEEPALIVE, m, len, 0, true);
+  return step_of(push_copy(st, SLOT_KEEPALIVE, m, len, 0, true, wait));
+}
+
+/* A caught-up stream (every event up to `through` examined, none waiting on disk): a bounded stream ends once the
+ * fence passes until_ns; heartbeats and flush reports fall due. */
+static int handle_idle(stream *st, int64_t through, bool wait)
+{
+  int64_t newest = fm_logbuf_newest_ts(st->cfg.logbuf);
+  if (st->req->until_ns != 0 && fm_filer_fence_ts(st->cfg.filer) >= st->req->until_ns && newest <= through) {
+    /* every event <= until_ns is published (the fence is past it) and examined: a bounded stream never waits for
+     * the future */
+    push(st, SLOT_END, NULL, 0, 0, GRPC_STATUS_OK, strdup(""), true, wait);
+    return STEP_END;
+  }
+  int step = report_flush(st, wait);
+  if (step != STEP_ON || !st->heartbeat || fm_mono_ns() - st->last_out < st->cfg.heartbeat_ns)
+    return step;
+  /* local: {ts_ns: delivered-through, flushed_ts_ns: flushed-through}. The fence is above every event published; if
+   * every one of those is examined, everything up to the fence is delivered (or filtered out) and every later event
+   * will have a greater ts. Aggregated: {ts_ns: now}. */
+  uint8_t hb[FM_SUB_KEEPALIVE_MAX];
+  size_t hlen = 0;
+  int64_t at = fm_now_ns();
+  if (st->cfg.local) {
+    if (newest > through)
+      return STEP_ON; /* not caught up after all */
+    at = fm_filer_fence_ts(st->cfg.filer);
+    newest = fm_logbuf_newest_ts(st->cfg.logbuf);
+    if (newest > through)
+      return STEP_ON; /* published meanwhile: not caught up after all */
+    int64_t flushed = fm_logbuf_flushed_ts(st->cfg.logbuf);
+    hlen = fm_sub_batch_heartbeat(at, flushed >= newest ? at : flushed, hb);
+  } else {
+    hlen = fm_sub_batch_heartbeat(at, 0, hb);
+  }
+  step = step_of(push_copy(st, SLOT_KEEPALIVE, hb, hlen, 0, true, wait));
+  if (step == STEP_ON)
+    fm_subreg_stream_set_position(st->reg, at);
+  return step;
 }
 
 static bool emit_refs(void *arg, uint8_t *bytes, size_t len)
 {
-  return push(arg, SLOT_REFS, bytes, len, 0, GRPC_STATUS_OK, NULL, true);
+  return push(arg, SLOT_REFS, bytes, len, 0, GRPC_STATUS_OK, NULL, true, true) == PUSHED;
 }
 
 /* Log-file refs mode (PROTOCOL.md 5.7): the persisted part of the range as refs, then the transition marker at T,
@@ -376,113 +491,175 @@ static bool send_refs(stream *st)
     return true; /* nothing persisted after since_ns: events from the start */
   uint8_t m[FM_SUB_KEEPALIVE_MAX];
   size_t mlen = fm_sub_batch_marker(through, m);
-  if (!push_copy(st, SLOT_EVENT, m, mlen, through, true))
+  if (push_copy(st, SLOT_EVENT, m, mlen, through, true, true) != PUSHED)
     return false;
   fm_sub_reader_seek(st->reader, through);
+  st->handled_ts = through;
   fm_subreg_stream_set_position(st->reg, through);
   return true;
 }
 
+static bool superseded(stream *st)
+{
+  return fm_subreg_stream_superseded(st->reg);
+}
+
+/* The stream's end as its last server (reader thread or dispatcher) sees it: a superseded stream ends with OK (also
+ * when the wake stopped a push; a no-op if it ended already), then that server's reference goes. */
+static void let_go(stream *st)
+{
+  if (superseded(st))
+    fm_rpc_call_finish(st->call, GRPC_STATUS_OK, "");
+  stream_unref(st);
+}
+
+static void *reader_main(void *arg);
+
+/* Starts a reader thread for `st`, handing it the caller's reference. On failure the call ends and the reference
+ * goes. */
+static void start_reader(stream *st)
+{
+  fm_sub_threads *threads = st->cfg.threads;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, READER_STACK);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_t t;
+  pthread_mutex_lock(&threads->mu);
+  threads->live++;
+  pthread_mutex_unlock(&threads->mu);
+  int rc = pthread_create(&t, &attr, reader_main, st);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) {
+    pthread_mutex_lock(&threads->mu);
+    if (--threads->live == 0)
+      pthread_cond_broadcast(&threads->cv);
+    pthread_mutex_unlock(&threads->mu);
+    fm_rpc_call_finish(st->call, GRPC_STATUS_RESOURCE_EXHAUSTED, "cannot start a reader thread");
+    stream_unref(st);
+  }
+}
+
+/* ---------------------------------------------------------------- the live set's member (dispatcher thread) */
+
+/* The dispatcher gives the stream back to a reader thread of its own, from the last event it handled. */
+static void demote(stream *st)
+{
+  fm_sub_reader_seek(st->reader, st->handled_ts);
+  start_reader(st);
+}
+
+static bool live_deliver(void *m, const fm_logbuf_event *evs, size_t n, int64_t through)
+{
+  (void)through;
+  stream *st = m;
+  if (over(st) || superseded(st)) {
+    let_go(st);
+    return false;
+  }
+  size_t unkicked = 0;
+  for (size_t i = 0; i < n; i++) {
+    int step = handle_event(st, evs[i].ts_ns, evs[i].data, evs[i].len, false, false, &unkicked);
+    if (step == STEP_END) {
+      let_go(st);
+      return false;
+    }
+    if (step == STEP_FULL) {
+      demote(st);
+      return false;
+    }
+  }
+  if (unkicked > 0)
+    pump(st, false);
+  return true;
+}
+
+static bool live_tick(void *m, int64_t through)
+{
+  stream *st = m;
+  if (over(st) || superseded(st)) {
+    let_go(st);
+    return false;
+  }
+  int step = handle_idle(st, through, false);
+  if (step == STEP_END) {
+    let_go(st);
+    return false;
+  }
+  if (step == STEP_FULL) {
+    demote(st);
+    return false;
+  }
+  return true;
+}
+
+static void live_fell_behind(void *m, int64_t through)
+{
+  (void)through;
+  demote(m);
+}
+
+static void live_shutdown(void *m)
+{
+  stream *st = m;
+  if (push(st, SLOT_END, NULL, 0, 0, GRPC_STATUS_UNAVAILABLE, strdup("server shutting down"), true, false) == PUSH_FULL)
+    fm_rpc_call_finish(st->call, GRPC_STATUS_UNAVAILABLE, "server shutting down"); /* what is queued is dropped */
+  let_go(st);
+}
+
+static const fm_sub_live_ops live_ops = { live_deliver, live_tick, live_fell_behind, live_shutdown };
+
+/* ---------------------------------------------------------------- the reader thread */
+
 static void *reader_main(void *arg)
 {
   stream *st = arg;
+  fm_sub_threads *threads = st->cfg.threads;
   char err[FM_ERR_LEN];
-  int64_t last_out = fm_mono_ns();
   size_t unkicked = 0; /* events queued since the last kick */
-  int64_t last_report = fm_mono_ns();
-  uint32_t ticks = 0;
-  bool ok = !st->req->client_supports_metadata_chunks || send_refs(st);
+  bool joined = false;
+  /* a reader that has nothing at hand asks to join the live set at once; after a refused join it waits for events
+   * READ_WAIT_MS at a time before it asks again */
+  int64_t wait_ms = 0;
+  bool ok = true;
+  if (st->req->client_supports_metadata_chunks && !st->refs_sent) {
+    st->refs_sent = true;
+    ok = send_refs(st);
+  }
   for (; ok;) {
-    if (over(st))
-      break;
-    if (st->flush_reports && (++ticks & 1023) == 0 && !report_flush(st, &last_report))
-      break;
-    if (fm_subreg_stream_superseded(st->reg))
+    if (over(st) || superseded(st))
       break; /* a newer epoch of this client took over: ends with OK below, queued events or not */
+    if (st->flush_reports && (++st->ticks & 1023) == 0 && report_flush(st, true) != STEP_ON)
+      break;
     fm_sub_event ev;
     err[0] = '\0';
-    int rc = fm_sub_reader_next(st->reader, &ev, READ_WAIT_MS, err, sizeof err);
+    int rc = fm_sub_reader_next(st->reader, &ev, wait_ms, err, sizeof err);
     if (rc == 0) {
-      fm_sub_result res;
-      char ferr[FM_ERR_LEN] = "";
-      int frc = fm_sub_filter_check(&st->filter, ev.data, ev.len, &res, ferr, sizeof ferr);
-      if (frc != 0) {
-        /* never skip an event silently: the stream ends, and the client resumes from what it got */
-        char msg[FM_ERR_LEN + 96];
-        snprintf(msg, sizeof msg, "event %" PRId64 " %s: %s", ev.ts_ns,
-                 ev.from_disk ? "read from persisted logs" : "in memory", ferr[0] ? ferr : fm_strerror(frc));
-        push_end(st, frc == FM_ENOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_DATA_LOSS, msg);
+      wait_ms = 0;
+      if (handle_event(st, ev.ts_ns, ev.data, ev.len, ev.from_disk, true, &unkicked) != STEP_ON)
         break;
-      }
-      if (res.verdict == FM_SUB_AFTER_UNTIL) {
-        push_end(st, GRPC_STATUS_OK, "");
-        break;
-      }
-      if (res.verdict == FM_SUB_DELIVER) {
-        /* live events go at once; while far behind (and batching), a batch's worth at a time */
-        bool behind = st->batching && fm_now_ns() - res.ts_ns > st->cfg.batch_behind_ns;
-        bool kick = !behind || ++unkicked >= FM_SUB_BATCH_MAX;
-        if (kick)
-          unkicked = 0;
-        if (!push_copy(st, SLOT_EVENT, res.bytes, res.len, res.ts_ns, kick))
-          break;
-        fm_subreg_stream_set_position(st->reg, res.ts_ns);
-        last_out = fm_mono_ns();
-        continue;
-      }
-      int64_t mts;
-      if (fm_sub_filter_marker_due(&st->filter, &mts)) {
-        uint8_t m[FM_SUB_KEEPALIVE_MAX];
-        size_t mlen = fm_sub_batch_marker(mts, m);
-        if (!push_copy(st, SLOT_EVENT, m, mlen, mts, true))
-          break;
-        fm_sub_filter_marker_sent(&st->filter);
-        last_out = fm_mono_ns();
-      }
       continue;
     }
     if (unkicked > 0) { /* nothing more at hand: send what is queued */
       unkicked = 0;
       pump(st, false);
     }
-    if (rc == FM_ETIMEDOUT && st->req->until_ns != 0 && !fm_sub_reader_on_disk(st->reader) &&
-        fm_filer_fence_ts(st->cfg.filer) >= st->req->until_ns &&
-        fm_logbuf_newest_ts(st->cfg.logbuf) <= fm_sub_reader_ts(st->reader)) {
-      /* every event <= until_ns is published (the fence is past it) and examined: a bounded stream never waits for
-       * the future */
-      push_end(st, GRPC_STATUS_OK, "");
-      break;
-    }
-    if (rc == FM_ETIMEDOUT && st->flush_reports && !report_flush(st, &last_report))
-      break;
     if (rc == FM_ETIMEDOUT) {
-      /* caught up */
-      if (st->heartbeat && fm_mono_ns() - last_out >= st->cfg.heartbeat_ns) {
-        /* local: {ts_ns: delivered-through, flushed_ts_ns: flushed-through}. The fence is above every event
-         * published; if the reader has examined all of those, everything up to the fence is delivered (or filtered
-         * out) and every later event will have a greater ts. Aggregated: {ts_ns: now}. */
-        uint8_t hb[FM_SUB_KEEPALIVE_MAX];
-        size_t hlen = 0;
-        int64_t through = fm_now_ns();
-        if (fm_sub_reader_on_disk(st->reader))
-          continue; /* waiting for the flusher is not being caught up */
-        if (st->cfg.local) {
-          if (fm_logbuf_newest_ts(st->cfg.logbuf) > fm_sub_reader_ts(st->reader))
-            continue; /* not caught up after all */
-          through = fm_filer_fence_ts(st->cfg.filer);
-          int64_t newest = fm_logbuf_newest_ts(st->cfg.logbuf);
-          if (newest > fm_sub_reader_ts(st->reader))
-            continue; /* published meanwhile: not caught up after all */
-          int64_t flushed = fm_logbuf_flushed_ts(st->cfg.logbuf);
-          hlen = fm_sub_batch_heartbeat(through, flushed >= newest ? through : flushed, hb);
-        } else {
-          hlen = fm_sub_batch_heartbeat(through, 0, hb);
-        }
-        if (!push_copy(st, SLOT_KEEPALIVE, hb, hlen, 0, true))
-          break;
-        fm_subreg_stream_set_position(st->reg, through);
-        last_out = fm_mono_ns();
+      if (fm_sub_reader_on_disk(st->reader)) {
+        wait_ms = READ_WAIT_MS; /* waiting for the flusher is not being caught up */
+        continue;
       }
+      if (handle_idle(st, fm_sub_reader_ts(st->reader), true) != STEP_ON)
+        break;
+      if (st->cfg.live != NULL) {
+        fm_sub_reader_release(st->reader);
+        /* from here on the dispatcher may use (and free) the stream: this thread touches it no more */
+        if (fm_sub_live_join(st->cfg.live, st, &live_ops, fm_sub_reader_ts(st->reader))) {
+          joined = true;
+          break;
+        }
+      }
+      wait_ms = READ_WAIT_MS;
       continue;
     }
     if (rc == FM_ENOTFOUND) { /* until_ns reached */
@@ -498,13 +675,10 @@ static void *reader_main(void *arg)
     push_end(st, rc == FM_EDECODE ? GRPC_STATUS_DATA_LOSS : GRPC_STATUS_INTERNAL, msg);
     break;
   }
-  if (fm_subreg_stream_superseded(st->reg))
-    fm_rpc_call_finish(st->call, GRPC_STATUS_OK, ""); /* also when the wake stopped a push (a no-op if ended) */
-  fm_sub_reader_close(st->reader);
-  st->reader = NULL;
-  fm_sub_filter_destroy(&st->filter);
-  fm_sub_threads *threads = st->cfg.threads;
-  stream_unref(st); /* may be the last reference to the stream and to the call */
+  if (!joined) {
+    fm_sub_reader_release(st->reader);
+    let_go(st); /* may be the last reference to the stream and to the call */
+  }
   pthread_mutex_lock(&threads->mu);
   if (--threads->live == 0)
     pthread_cond_broadcast(&threads->cv);
@@ -585,30 +759,10 @@ int fm_sub_stream_start(fm_rpc_call *call, FilerPb__SubscribeMetadataRequest *re
     return rc;
   }
   st->refs = 2;
+  st->handled_ts = req->since_ns;
+  st->last_out = st->last_report = fm_mono_ns();
   fm_rpc_call_ref(call);
   fm_rpc_call_set_user(call, st);
-
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, READER_STACK);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_t t;
-  pthread_mutex_lock(&cfg->threads->mu);
-  cfg->threads->live++;
-  pthread_mutex_unlock(&cfg->threads->mu);
-  rc = pthread_create(&t, &attr, reader_main, st);
-  pthread_attr_destroy(&attr);
-  if (rc != 0) {
-    pthread_mutex_lock(&cfg->threads->mu);
-    if (--cfg->threads->live == 0)
-      pthread_cond_broadcast(&cfg->threads->cv);
-    pthread_mutex_unlock(&cfg->threads->mu);
-    /* no reader: end the call; on_done drops the call's reference, this drops the reader's */
-    fm_sub_reader_close(st->reader);
-    st->reader = NULL;
-    fm_sub_filter_destroy(&st->filter);
-    fm_rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "cannot start a reader thread");
-    stream_unref(st);
-  }
+  start_reader(st); /* on failure the call ends: on_done drops the call's reference, this drops the reader's */
   return 0;
 }

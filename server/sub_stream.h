@@ -15,6 +15,7 @@
 #include "log_buffer.h"
 #include "rpc_server.h"
 #include "store.h"
+#include "sub_live.h"
 #include "sub_registry.h"
 
 /* Slots between a stream's reader and its sender. */
@@ -52,6 +53,8 @@ typedef struct fm_sub_stream_config {
   int64_t flush_report_ns; /* local streams of those clients: the flushed watermark this often (0: never) */
   fm_subreg *registry;     /* borrowed: where the stream is listed (and superseded) */
   fm_sub_threads *threads; /* borrowed: counts the reader thread */
+  fm_sub_live *live;       /* borrowed (may be NULL: every stream keeps its reader thread): where caught-up streams
+                              are served */
 } fm_sub_stream_config;
 
 /*
