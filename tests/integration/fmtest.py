@@ -232,10 +232,10 @@ def proc_status(pid):
         return dict((k, v.strip()) for k, _, v in (line.partition(":") for line in f))
 
 
-def is_sanitized(pid):
-    """Whether the process runs with AddressSanitizer (its runtime is mapped)."""
-    with open("/proc/%d/maps" % pid) as f:
-        return "libasan" in f.read()
+def is_sanitized(binary=None):
+    """Whether a program (default: FILERMETAD) is built with AddressSanitizer: it needs the ASan runtime library."""
+    with open(binary or FILERMETAD, "rb") as f:
+        return b"libasan.so" in f.read()
 
 
 def free_port_holder():
