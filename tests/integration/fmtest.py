@@ -102,10 +102,10 @@ class Server:
     if it did not stop). `stop()` sends SIGTERM and returns the exit code.
     """
 
-    def __init__(self, data_dir=None, args=(), keep_dir=False):
+    def __init__(self, data_dir=None, args=(), keep_dir=False, env=None):
         # Tests that need no particular flags or data dir may use a server
         # started by hand (FM_TEST_SERVER), e.g. one running under gdb.
-        self.attached = bool(TEST_SERVER) and data_dir is None and not args
+        self.attached = bool(TEST_SERVER) and data_dir is None and not args and not env
         if not FILERMETAD and not self.attached:
             raise RuntimeError("FILERMETAD is not set (run the tests through meson)")
         self.tmp = tempfile.mkdtemp(prefix="fmtest-")
@@ -114,6 +114,7 @@ class Server:
         self.log_path = os.path.join(self.tmp, "filermetad.log")
         self.args = list(args)
         self.keep_dir = keep_dir
+        self.env = env  # variables added to (or replacing) ours for the server process
         self.proc = None
         self.grpc_port = self.http_port = None
         self._channels = []
@@ -127,7 +128,8 @@ class Server:
             return self
         cmd = [FILERMETAD, "-dir", self.dir, "-port", "0", "-port.grpc", "0",
                "--port-file", self.port_file] + self.args
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        env = dict(os.environ, **self.env) if self.env else None
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if os.path.exists(self.port_file):
@@ -222,6 +224,18 @@ def assert_clean_stop(server, within=5.0):
     assert code == 0, "exit code %r after SIGTERM; output:\n%s" % (code, out[-4000:])
     assert took <= within, "took %.2f s to stop (limit %.1f s)" % (took, within)
     assert "ERROR: AddressSanitizer" not in out and "runtime error:" not in out, out[-4000:]
+
+
+def proc_status(pid):
+    """/proc/<pid>/status as a dict of strings (VmRSS: '1234 kB', Threads: '17', ...)."""
+    with open("/proc/%d/status" % pid) as f:
+        return dict((k, v.strip()) for k, _, v in (line.partition(":") for line in f))
+
+
+def is_sanitized(binary=None):
+    """Whether a program (default: FILERMETAD) is built with AddressSanitizer: it needs the ASan runtime library."""
+    with open(binary or FILERMETAD, "rb") as f:
+        return b"libasan.so" in f.read()
 
 
 def free_port_holder():
