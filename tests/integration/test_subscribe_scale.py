@@ -426,7 +426,8 @@ def test_1000_cancelled_streams_leave_nothing_behind():
         t0 = time.monotonic()
         peak_rss, peak_threads = cycle()
         took = time.monotonic() - t0
-        assert peak_threads >= base_threads + n_streams, (base_threads, peak_threads)  # a reader thread each
+        # caught-up streams are served by the live set's one dispatcher, not by a thread each
+        assert peak_threads < base_threads + 64, (base_threads, peak_threads)
         limit = base_rss + 64 * MiB
         after = settle(limit if not sanitized else float("inf"))
         if sanitized:
