@@ -132,7 +132,7 @@ class Server:
         self._channels = []
 
     def start(self):
-        self.log = open(self.log_path, "wb")
+        self.log = open(self.log_path, "w+b")  # read back by output()
         if self.attached:
             hostport, _, http = TEST_SERVER.partition(",")
             self.grpc_port = int(hostport.rsplit(":", 1)[1])
@@ -178,12 +178,14 @@ class Server:
         self._channels = []
 
     def output(self):
+        """Everything the server printed so far. Read through the open log file, so it
+        works also after a test with keep_dir=True removed the temp dir itself."""
         try:
             self.log.flush()
         except Exception:
             pass
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
+        fd = self.log.fileno()
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode("utf-8", "replace")
 
     def stop(self, sig=signal.SIGTERM, timeout=10.0):
         """Signals the server and waits; returns (exit code, seconds taken).
