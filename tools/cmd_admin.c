@@ -394,10 +394,9 @@ int fm_cmd_kv(int argc, char **argv)
         rc = 1;
       } else if (a.json) {
         print_json(resp);
-      } else {
+      } else if (r->value.len > 0) { /* an absent value has data NULL, which fwrite must not get */
         fwrite(r->value.data, 1, r->value.len, stdout);
-        if (r->value.len > 0)
-          putchar('\n');
+        putchar('\n');
       }
     }
   } else if (strcmp(op, "put") == 0 && a.npos == 3) {

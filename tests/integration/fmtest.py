@@ -28,6 +28,19 @@ FILERMETA = os.environ.get("FILERMETA", "")
 DESCRIPTOR_SET = os.environ.get("FM_DESCRIPTOR_SET", "")
 START_TIMEOUT = 15.0
 
+# The first line of every report the sanitizer builds print (./dev test --sanitize, --tsan).
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "WARNING: ThreadSanitizer")
+
+
+def sanitizer_report(text):
+    """The sanitizer report in a program's output (from its first line on), or None."""
+    starts = [text.find(m) for m in SANITIZER_MARKS if m in text]
+    if not starts:
+        return None
+    start = text.rfind("\n", 0, min(starts)) + 1
+    return text[start:start + 8000]
+
 # ---------------------------------------------------------------- messages
 
 _pool = descriptor_pool.DescriptorPool()
@@ -120,7 +133,7 @@ class Server:
         self._channels = []
 
     def start(self):
-        self.log = open(self.log_path, "wb")
+        self.log = open(self.log_path, "w+b")  # read back by output()
         if self.attached:
             hostport, _, http = TEST_SERVER.partition(",")
             self.grpc_port = int(hostport.rsplit(":", 1)[1])
@@ -167,12 +180,14 @@ class Server:
         self._channels = []
 
     def output(self):
+        """Everything the server printed so far. Read through the open log file, so it
+        works also after a test with keep_dir=True removed the temp dir itself."""
         try:
             self.log.flush()
         except Exception:
             pass
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
+        fd = self.log.fileno()
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode("utf-8", "replace")
 
     def stop(self, sig=signal.SIGTERM, timeout=10.0):
         """Signals the server and waits; returns (exit code, seconds taken).
@@ -196,18 +211,25 @@ class Server:
         self._channels = []
         return self.proc.returncode, took
 
-    def close(self):
+    def close(self, check=True):
+        """Kills the server if it still runs and removes its temp dir. With check, a
+        sanitizer report in its output (e.g. ThreadSanitizer halting it mid-test, or
+        one printed while it ran on) fails the test even if every call got an answer."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        report = sanitizer_report(self.output()) if check and self.proc is not None else None
         if not self.keep_dir:
             shutil.rmtree(self.tmp, ignore_errors=True)
+        if report:
+            raise AssertionError("filermetad (exit code %r) printed a sanitizer report:\n%s"
+                                 % (self.proc.returncode, report))
 
     def __enter__(self):
         try:
             return self.start()
         except BaseException:
-            self.close()
+            self.close(check=False)  # start() already raised with the server's output
             raise
 
     def __exit__(self, *exc):
@@ -218,12 +240,13 @@ class Server:
 
 
 def assert_clean_stop(server, within=5.0):
-    """SIGTERM must end the server with exit 0 (under ASan: and no leak report) in time."""
+    """SIGTERM must end the server with exit 0 (under the sanitizers: and no report) in time."""
     code, took = server.stop(timeout=within + 5)
     out = server.output()
     assert code == 0, "exit code %r after SIGTERM; output:\n%s" % (code, out[-4000:])
     assert took <= within, "took %.2f s to stop (limit %.1f s)" % (took, within)
-    assert "ERROR: AddressSanitizer" not in out and "runtime error:" not in out, out[-4000:]
+    report = sanitizer_report(out)
+    assert report is None, report
 
 
 def proc_status(pid):
@@ -247,9 +270,13 @@ def free_port_holder():
 
 
 def run_cli(*args, timeout=20.0):
-    """Runs a program; returns CompletedProcess with text output."""
-    return subprocess.run(list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          timeout=timeout)
+    """Runs a program; returns CompletedProcess with text output. A sanitizer report
+    on its stderr fails the test, whatever exit code the test expects."""
+    p = subprocess.run(list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=timeout)
+    report = sanitizer_report(p.stderr)
+    assert report is None, "%s printed a sanitizer report:\n%s" % (os.path.basename(args[0]), report)
+    return p
 
 
 def log_dump(data_dir, parse=True, timeout=120.0, full=False):
