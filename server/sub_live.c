@@ -32,10 +32,10 @@ struct fm_sub_live {
   bool joined; /* the thread was joined (fm_sub_live_stop) */
 
   pthread_mutex_t mu;
-  member *members; /* mu */
-  size_t n, cap;   /* mu */
-  int64_t through; /* mu */
-  bool stopped;    /* mu: the dispatcher ended; no joins */
+  member *members;  /* mu */
+  size_t n, cap;    /* mu */
+  int64_t through;  /* mu */
+  bool stopped;     /* mu: the dispatcher ended; no joins */
   uint64_t next_id; /* mu */
 
   /* dispatcher thread only: the copy it works on */

@@ -256,9 +256,11 @@ def proc_status(pid):
 
 
 def is_sanitized(binary=None):
-    """Whether a program (default: FILERMETAD) is built with AddressSanitizer: it needs the ASan runtime library."""
+    """Whether a program (default: FILERMETAD) is built with AddressSanitizer or ThreadSanitizer: it needs their
+    runtime library (whose allocators keep freed memory, and TSan's shadow memory grows with it)."""
     with open(binary or FILERMETAD, "rb") as f:
-        return b"libasan.so" in f.read()
+        data = f.read()
+    return b"libasan.so" in data or b"libtsan.so" in data
 
 
 def free_port_holder():

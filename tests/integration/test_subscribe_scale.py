@@ -357,7 +357,9 @@ def test_1000_cancelled_streams_leave_nothing_behind():
     # ASan keeps freed memory in its quarantine (256 MiB by default) and its own free lists: with that, the resident
     # size after the streams says nothing about the server, so the quarantine is off and free pages go back soon
     env = {"ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=0"
-           ":allocator_release_to_os_interval_ms=100"} if sanitized else None
+           ":allocator_release_to_os_interval_ms=100",
+           "TSAN_OPTIONS": os.environ.get("TSAN_OPTIONS", "") + ":allocator_release_to_os_interval_ms=100"} \
+        if sanitized else None
     with Server(env=env) as s:
         f = Filer(s.channel())
         f.mkfile("/c/x")
@@ -440,7 +442,7 @@ def test_1000_cancelled_streams_leave_nothing_behind():
         print("# %d streams opened, listed and cancelled in %.2f s; RSS %.1f MiB before, %.1f MiB with them, "
               "down to %.1f MiB after (limit %.1f%s); threads %d / %d / %d" % (
                   n_streams, took, base_rss / MiB, peak_rss / MiB, after[0] / MiB, limit / MiB,
-                  ", ASan: after a second round" if sanitized else "", base_threads, peak_threads, after[1]))
+                  ", sanitizer: after a second round" if sanitized else "", base_threads, peak_threads, after[1]))
         # the server still serves, and (under ASan) its exit reports no leak
         assert f.mkfile("/c/y").metadata_event.ts_ns > 0
         s.close_channels()

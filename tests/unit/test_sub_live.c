@@ -138,10 +138,17 @@ static void test_members_get_every_event_after_their_join(void **state)
   assert_int_equal(d.ts[0], 50);
   assert_int_equal(fm_sub_live_count(l), 3);
   /* ticks carry the dispatcher's position */
-  for (int i = 0; i < 5000 && (a.ticks < 2 || a.last_through != 50); i++)
+  int ticks = 0;
+  int64_t through = 0;
+  for (int i = 0; i < 5000 && (ticks < 2 || through != 50); i++) {
     sleep_ms(1);
-  assert_true(a.ticks >= 2);
-  assert_int_equal(a.last_through, 50);
+    pthread_mutex_lock(&a.mu);
+    ticks = a.ticks;
+    through = a.last_through;
+    pthread_mutex_unlock(&a.mu);
+  }
+  assert_true(ticks >= 2);
+  assert_int_equal(through, 50);
   fm_logbuf_shutdown(b);
   fm_sub_live_stop(l);
   assert_true(a.shut && c.shut && d.shut);
