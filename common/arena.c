@@ -1,4 +1,5 @@
-/* The bump arena: a list of blocks, newest first; allocations come from the newest. */
+/* The bump arena: a list of blocks, newest first; allocations come from the newest. A retaining arena also has a list
+ * of kept blocks, which it uses before it allocates. */
 #include "arena.h"
 
 #include <stdalign.h>
@@ -24,6 +25,12 @@ void fm_arena_init(fm_arena *a, size_t min_block, size_t keep_max)
     a->keep_max = a->min_block;
 }
 
+void fm_arena_init_retaining(fm_arena *a, size_t block, size_t keep_max)
+{
+  fm_arena_init(a, block, keep_max);
+  a->block = a->min_block;
+}
+
 static void free_blocks(struct fm_arena_block *b)
 {
   while (b != NULL) {
@@ -36,9 +43,31 @@ static void free_blocks(struct fm_arena_block *b)
 void fm_arena_destroy(fm_arena *a)
 {
   free_blocks(a->head);
+  free_blocks(a->kept);
   a->head = NULL;
+  a->kept = NULL;
   a->used = 0;
   a->total = 0;
+}
+
+/* A retaining arena's next block for an allocation of n bytes: a kept one when it is big enough, else a new one of
+ * a->block bytes (n when larger). */
+static struct fm_arena_block *retained_block(fm_arena *a, size_t n)
+{
+  struct fm_arena_block *b = a->kept;
+  if (b != NULL && b->size >= n) {
+    a->kept = b->next;
+    return b;
+  }
+  size_t bsize = n > a->block ? n : a->block;
+  if (bsize > SIZE_MAX - sizeof(struct fm_arena_block))
+    return NULL;
+  b = malloc(sizeof *b + bsize);
+  if (b != NULL) {
+    a->mallocs++;
+    b->size = bsize;
+  }
+  return b;
 }
 
 void *fm_arena_alloc(fm_arena *a, size_t size)
@@ -49,7 +78,16 @@ void *fm_arena_alloc(fm_arena *a, size_t size)
     return NULL;
   }
   size_t n = size == 0 ? ARENA_ALIGN : (size + ARENA_ALIGN - 1) & ~(ARENA_ALIGN - 1);
-  if (a->head == NULL || a->head->size - a->used < n) {
+  if ((a->head == NULL || a->head->size - a->used < n) && a->block > 0) {
+    struct fm_arena_block *b = retained_block(a, n);
+    if (b == NULL) {
+      a->failed = true;
+      return NULL;
+    }
+    b->next = a->head;
+    a->head = b;
+    a->used = 0;
+  } else if (a->head == NULL || a->head->size - a->used < n) {
     /* a new block: what the last cycle needed, else twice the current one, and at least this allocation */
     size_t bsize = a->head == NULL ? (a->hint > a->min_block ? a->hint : a->min_block) : a->head->size;
     if (a->head != NULL && bsize <= (SIZE_MAX - sizeof(struct fm_arena_block)) / 2)
@@ -79,7 +117,23 @@ void *fm_arena_alloc(fm_arena *a, size_t size)
 
 void fm_arena_reset(fm_arena *a)
 {
-  if (a->head != NULL && (a->head->next != NULL || a->head->size > a->keep_max)) {
+  if (a->block > 0) {
+    /* keep blocks (the kept ones first) up to keep_max bytes in all; free the rest */
+    size_t kept = 0;
+    for (struct fm_arena_block *b = a->kept; b != NULL; b = b->next)
+      kept += b->size;
+    while (a->head != NULL) {
+      struct fm_arena_block *b = a->head;
+      a->head = b->next;
+      if (kept + b->size <= a->keep_max) {
+        kept += b->size;
+        b->next = a->kept;
+        a->kept = b;
+      } else {
+        free(b);
+      }
+    }
+  } else if (a->head != NULL && (a->head->next != NULL || a->head->size > a->keep_max)) {
     /* several blocks (or one too big to keep): next time one block of the combined size, allocated when needed */
     a->hint = a->total < a->keep_max ? a->total : a->keep_max;
     free_blocks(a->head);

@@ -1,5 +1,6 @@
 /* Unit tests for common/arena.h: alignment, distinct pointers for size 0, a reset that merges blocks so the same
- * load needs no malloc, the keep_max bound, and protobuf-c decoding through the allocator. */
+ * load needs no malloc, the keep_max bound, a retaining arena's kept blocks, and protobuf-c decoding through the
+ * allocator. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -71,6 +72,38 @@ static void test_keep_max(void **state)
   fm_arena_destroy(&a);
 }
 
+/* A retaining arena: blocks of one size, kept by a reset (up to keep_max bytes) and used again, so the same load
+ * needs no malloc; a single allocation over the block size gets a block of its own. */
+static void test_retaining(void **state)
+{
+  (void)state;
+  fm_arena a;
+  fm_arena_init_retaining(&a, 1024, 8 * 1024);
+  for (int round = 0; round < 5; round++) {
+    for (int i = 0; i < 40; i++) { /* 40 * 112 bytes: 5 blocks */
+      unsigned char *p = fm_arena_alloc(&a, 100);
+      assert_non_null(p);
+      memset(p, round, 100);
+    }
+    assert_int_equal(fm_arena_mallocs(&a), 5);
+    fm_arena_reset(&a);
+  }
+  unsigned char *big = fm_arena_alloc(&a, 4000);
+  assert_non_null(big);
+  memset(big, 2, 4000);
+  assert_int_equal(fm_arena_mallocs(&a), 6);
+  fm_arena_reset(&a);          /* the 5 kept blocks count first: the big one would pass keep_max and is freed */
+  for (int i = 0; i < 80; i++) /* 9 blocks: the 5 kept, 4 new */
+    assert_non_null(fm_arena_alloc(&a, 100));
+  assert_int_equal(fm_arena_mallocs(&a), 6 + 4);
+  fm_arena_reset(&a); /* keeps 8 of the 9 (keep_max) */
+  for (int i = 0; i < 80; i++)
+    assert_non_null(fm_arena_alloc(&a, 100));
+  assert_int_equal(fm_arena_mallocs(&a), 6 + 4 + 1);
+  assert_false(fm_arena_failed(&a));
+  fm_arena_destroy(&a);
+}
+
 static void test_overflow(void **state)
 {
   (void)state;
@@ -119,6 +152,7 @@ int main(void)
     cmocka_unit_test(test_alignment_and_sizes),
     cmocka_unit_test(test_reset_merges_blocks),
     cmocka_unit_test(test_keep_max),
+    cmocka_unit_test(test_retaining),
     cmocka_unit_test(test_overflow),
     cmocka_unit_test(test_protobuf_allocator),
   };
