@@ -154,9 +154,19 @@ size_t fm_arena_mallocs(const fm_arena *a)
   return a->mallocs;
 }
 
+/* protobuf-c calls this for every message, string and array it decodes: the common case (room in the current block)
+ * is done here, without the call. */
 static void *arena_pb_alloc(void *data, size_t size)
 {
-  return fm_arena_alloc(data, size);
+  fm_arena *a = data;
+  size_t n = (size + ARENA_ALIGN - 1) & ~(ARENA_ALIGN - 1);
+  if (size - 1 < SIZE_MAX - ARENA_ALIGN && a->head != NULL && a->head->size - a->used >= n) {
+    void *p = (unsigned char *)a->head->data + a->used;
+    a->used += n;
+    a->total += n;
+    return p;
+  }
+  return fm_arena_alloc(a, size); /* size 0, a new block, or too big */
 }
 
 static void arena_pb_free(void *data, void *p)
