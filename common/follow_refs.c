@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "arena.h"
 #include "error.h"
@@ -47,6 +48,8 @@
 #define CHUNK_MAX (UINT64_C(1) << 30)
 /* cursor_next: the cursor's filer has no more records (not an error code: those are negative) */
 #define EXHAUSTED 1
+/* the transparent huge page size of x86-64 and arm64 (4 KiB base pages) */
+#define HUGE_PAGE ((size_t)2 << 20)
 /* libcurl's receive buffer: fewer, larger reads than its 16 KiB default */
 #define CURL_BUFFER (256L << 10)
 /* framing prefetches content this many bytes ahead of the record it is at */
@@ -383,6 +386,26 @@ typedef struct body {
   bool oom;
 } body;
 
+/*
+ * A new content buffer of at least `want` bytes (*cap: how many). One of several megabytes is aligned to, and a
+ * multiple of, a huge page and asks for transparent huge pages: its first use then costs a fault per 2 MiB instead of
+ * per 4 KiB (half the faults of a catch-up went there). Pages never written (the rounding) are never backed.
+ */
+static uint8_t *new_buffer(size_t want, size_t *cap)
+{
+  if (want < HUGE_PAGE) {
+    *cap = want;
+    return malloc(want > 0 ? want : 1);
+  }
+  size_t size = (want + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+  void *p = NULL;
+  if (size < want || posix_memalign(&p, HUGE_PAGE, size) != 0)
+    return NULL;
+  (void)madvise(p, size, MADV_HUGEPAGE); /* advice only: without it the buffer works the same */
+  *cap = size;
+  return p;
+}
+
 /* A buffer of at least `want` bytes: a spare when one is big enough, else a new one. */
 static uint8_t *take_buffer(fm_follow_refs *r, size_t want, size_t *cap)
 {
@@ -397,8 +420,7 @@ static uint8_t *take_buffer(fm_follow_refs *r, size_t want, size_t *cap)
     }
   }
   pthread_mutex_unlock(&r->mu);
-  *cap = want;
-  return malloc(want > 0 ? want : 1);
+  return new_buffer(want, cap);
 }
 
 /* Keeps buf for a later fetch, or frees it when enough are kept. */
@@ -537,24 +559,6 @@ static void hands_destroy(hands *h)
   fm_arena_destroy(&h->scratch);
 }
 
-/* Fetches job j; sets j->rc and j->err on failure. */
-static void fetch_job(fm_follow_refs *r, hands *h, job *j)
-{
-  char why[FM_ERR_LEN] = "", name[96];
-  if (h->curl == NULL)
-    h->curl = new_curl(r);
-  j->rc = h->curl != NULL ? fetch_chunk(r, h->curl, j, why, sizeof why) : FM_ENOMEM;
-  if (h->curl == NULL)
-    snprintf(why, sizeof why, "cannot create a libcurl handle");
-  if (j->rc != 0 && j->rc != FM_ECANCELED) {
-    ref_name(j->ref->pb, name, sizeof name);
-    snprintf(j->err, sizeof j->err, "%s: %s", name, why);
-  }
-  j->bytes = j->len;
-}
-
-/* ================================================================ framing */
-
 /* Sets j's end to rc with "<ref name>: <what>". */
 static void job_fail(job *j, int rc, const char *what)
 {
@@ -563,6 +567,24 @@ static void job_fail(job *j, int rc, const char *what)
   j->rc = rc;
   snprintf(j->err, sizeof j->err, "%s: %s", name, what);
 }
+
+/* Fetches job j; sets j->rc and j->err on failure. */
+static void fetch_job(fm_follow_refs *r, hands *h, job *j)
+{
+  char why[FM_ERR_LEN] = "";
+  if (h->curl == NULL)
+    h->curl = new_curl(r);
+  int rc = h->curl != NULL ? fetch_chunk(r, h->curl, j, why, sizeof why) : FM_ENOMEM;
+  if (h->curl == NULL)
+    snprintf(why, sizeof why, "cannot create a libcurl handle");
+  if (rc == FM_ECANCELED)
+    j->rc = rc;
+  else if (rc != 0)
+    job_fail(j, rc, why);
+  j->bytes = j->len;
+}
+
+/* ================================================================ framing */
 
 /* Finds job j's records with its ref's reader, which has framed the ref's earlier chunks. The caller holds the ref's
  * framing turn. */

@@ -489,6 +489,75 @@ static void test_undecodable_records(void **state)
   assert_non_null(strstr(err, "does not decode as LogEntry"));
 }
 
+typedef struct tally {
+  size_t n;
+  int64_t last_ts;
+  bool out_of_order;
+} tally;
+
+static int count_in_order(void *arg, const FilerPb__SubscribeMetadataResponse *ev)
+{
+  tally *t = arg;
+  if (ev->ts_ns <= t->last_ts)
+    t->out_of_order = true;
+  t->last_ts = ev->ts_ns;
+  t->n++;
+  return 0;
+}
+
+/* Chunks of several megabytes (content buffers of their own size class, one plain and one gzipped): 80,000 events
+ * once and in order. */
+static void test_big_chunks(void **state)
+{
+  (void)state;
+  enum { ROUNDS = 80, PER = 1000 };
+  size_t cap = 8u << 20, len = 0;
+  uint8_t *big = malloc(cap);
+  stream *s = calloc(1, sizeof *s);
+  int64_t ts = 0;
+  for (int k = 0; k < ROUNDS; k++) {
+    s->len = 0;
+    for (int i = 0; i < PER; i++) {
+      char name[24];
+      snprintf(name, sizeof name, "big-%d-%d", k, i);
+      add_event(s, ++ts, "/big", name, 0);
+    }
+    assert_true(len + s->len <= cap);
+    memcpy(big + len, s->buf, s->len);
+    len += s->len;
+  }
+  free(s);
+  assert_true(len > (4u << 20));
+  static ref r;
+  FilerPb__LogFileChunkRef init = FILER_PB__LOG_FILE_CHUNK_REF__INIT;
+  memset(&r, 0, sizeof r);
+  r.pb = init;
+  r.pb.filer_id = (char *)"0000000f";
+  size_t cut = len / 2 + 5;
+  put_chunk(&r, big, cut, 0, false);
+  put_chunk(&r, big + cut, len - cut, (int64_t)cut, true);
+  free(big);
+  fm_event_filter paths;
+  char err[FM_ERR_LEN] = "";
+  assert_int_equal(fm_event_filter_init(&paths, "/", NULL, 0, NULL, 0, err, sizeof err), 0);
+  fm_follow_refs_config cfg = { .paths = &paths, .threads = 2, .prefetch = 2 };
+  fm_follow_refs *rd = NULL;
+  assert_int_equal(fm_follow_refs_new(&cfg, &rd), 0);
+  assert_int_equal(fm_follow_refs_set_location(rd, F->volume_id, F->url), 0);
+  FilerPb__LogFileChunkRef *v[1] = { &r.pb };
+  for (int round = 0; round < 2; round++) { /* the second read reuses the first one's buffers and arenas */
+    tally t = { 0 };
+    fm_follow_refs_counts c;
+    assert_int_equal(fm_follow_refs_read(rd, NULL, v, 1, 0, 0, count_in_order, &t, &c, err, sizeof err), 0);
+    assert_int_equal(t.n, ROUNDS * PER);
+    assert_false(t.out_of_order);
+    assert_int_equal(c.records, ROUNDS * PER);
+    assert_int_equal(c.bytes, len);
+  }
+  fm_follow_refs_free(rd);
+  fm_event_filter_destroy(&paths);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -499,6 +568,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_many_files_small_window, setup, teardown),
     cmocka_unit_test_setup_teardown(test_many_chunks_parallel, setup, teardown),
     cmocka_unit_test_setup_teardown(test_undecodable_records, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_big_chunks, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
