@@ -31,7 +31,8 @@ void fm_arena_init(fm_arena *a, size_t min_block, size_t keep_max);
 /* Prepares an empty retaining arena, for cycles of many megabytes: every block is `block` bytes (a larger single
  * allocation gets a block of its own), and a reset keeps the blocks, up to `keep_max` bytes of them, for the next
  * cycle instead of merging them into one. So blocks stay a size the allocator caches and reuses (one merged block of
- * many megabytes is one the allocator gives back to the system, and then faults in again page by page). */
+ * many megabytes is one the allocator gives back to the system, and then faults in again page by page). Blocks of
+ * 1 MiB or more are rounded up (with their header) to whole huge pages of 2 MiB and ask for transparent ones. */
 void fm_arena_init_retaining(fm_arena *a, size_t block, size_t keep_max);
 
 /* Frees every block. The arena may be initialised again. */

@@ -57,7 +57,7 @@
 /* decoding looks at the cancel flags once per this many records */
 #define CANCEL_EVERY 1024
 /* a job's arena (retaining): its blocks, and the most a reset keeps (a 4 MiB chunk decodes to ~12 MiB of events) */
-#define JOB_ARENA_BLOCK (((size_t)1 << 20) - 64) /* with its header, 1 MiB: an allocator size class */
+#define JOB_ARENA_BLOCK (((size_t)2 << 20) - 64) /* with its header, one huge page */
 #define JOB_ARENA_KEEP ((size_t)32 << 20)
 
 /* A record whose event field is absent decodes to this: no event_notification, so it is skipped. */

@@ -104,6 +104,37 @@ static void test_retaining(void **state)
   fm_arena_destroy(&a);
 }
 
+/* Blocks of a huge page: written in full, kept and used again by the next cycle. */
+static void test_retaining_huge_blocks(void **state)
+{
+  (void)state;
+  fm_arena a;
+  fm_arena_init_retaining(&a, ((size_t)2 << 20) - 64, (size_t)8 << 20);
+  for (int round = 0; round < 3; round++) {
+    for (int i = 0; i < 50; i++) { /* 50 * 100 KB: 3 blocks of ~2 MiB */
+      unsigned char *p = fm_arena_alloc(&a, 100 << 10);
+      assert_non_null(p);
+      memset(p, round + 1, 100 << 10);
+    }
+    assert_int_equal(fm_arena_mallocs(&a), 3);
+    fm_arena_reset(&a);
+  }
+  unsigned char *big = fm_arena_alloc(&a, (size_t)5 << 20); /* over the block size: a block of its own */
+  assert_non_null(big);
+  memset(big, 9, (size_t)5 << 20);
+  assert_int_equal(fm_arena_mallocs(&a), 4);
+  fm_arena_destroy(&a);
+  /* a block of 1 MiB is rounded up to a huge page: 2 MiB of allocations fit in its first one */
+  fm_arena_init_retaining(&a, (size_t)1 << 20, (size_t)8 << 20);
+  for (int i = 0; i < 19; i++) {
+    unsigned char *p = fm_arena_alloc(&a, 100 << 10);
+    assert_non_null(p);
+    memset(p, 7, 100 << 10);
+  }
+  assert_int_equal(fm_arena_mallocs(&a), 1);
+  fm_arena_destroy(&a);
+}
+
 static void test_overflow(void **state)
 {
   (void)state;
@@ -153,6 +184,7 @@ int main(void)
     cmocka_unit_test(test_reset_merges_blocks),
     cmocka_unit_test(test_keep_max),
     cmocka_unit_test(test_retaining),
+    cmocka_unit_test(test_retaining_huge_blocks),
     cmocka_unit_test(test_overflow),
     cmocka_unit_test(test_protobuf_allocator),
   };
