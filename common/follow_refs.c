@@ -597,11 +597,11 @@ static void frame_job(job *j)
     return;
   }
   uintptr_t lo = (uintptr_t)j->buf, hi = lo + j->len;
+  char why[FM_ERR_LEN]; /* set by the call that fails */
   for (;;) {
     const uint8_t *raw = NULL;
     size_t raw_len = 0;
     uint64_t pos = 0;
-    char why[FM_ERR_LEN] = "";
     int rc = fm_log_reader_next_raw(&ref->rd, &raw, &raw_len, &pos, why, sizeof why);
     if (rc == 0) {
       uintptr_t at = (uintptr_t)raw;
@@ -737,6 +737,8 @@ static int decode_event(fm_follow_refs *r, hands *h, job *j, const uint8_t *raw,
   ProtobufCAllocator scratch = fm_arena_allocator(&h->scratch);
   fm_log_record rec;
   int rc = fm_log_record_decode(raw, raw_len, pos, &scratch, &rec, why, whylen);
+  if (rc == FM_ENOMEM)
+    snprintf(why, whylen, "out of memory decoding a record");
   if (rc != 0)
     return rc;
   *ts = rec.ts_ns;
