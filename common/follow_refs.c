@@ -559,13 +559,13 @@ static void hands_destroy(hands *h)
   fm_arena_destroy(&h->scratch);
 }
 
-/* Sets j's end to rc with "<ref name>: <what>". */
+/* Sets j's end to rc with "<ref name>: <what>" (a ref name is at most 70 characters; what is cut to fit). */
 static void job_fail(job *j, int rc, const char *what)
 {
   char name[96];
   ref_name(j->ref->pb, name, sizeof name);
   j->rc = rc;
-  snprintf(j->err, sizeof j->err, "%s: %s", name, what);
+  snprintf(j->err, sizeof j->err, "%.70s: %.180s", name, what);
 }
 
 /* Fetches job j; sets j->rc and j->err on failure. */
