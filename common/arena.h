@@ -18,6 +18,8 @@ typedef struct fm_arena {
   size_t hint;                 /* size of the next first block: what the last cycle needed */
   size_t keep_max;             /* a reset never keeps a block larger than this */
   size_t mallocs;              /* blocks allocated since init */
+  size_t block;                /* retaining arenas: the size of every block (0: merging arena) */
+  struct fm_arena_block *kept; /* retaining arenas: blocks kept by the last reset, not in use yet */
   bool failed;                 /* a block could not be allocated since the last reset */
 } fm_arena;
 
@@ -25,6 +27,13 @@ typedef struct fm_arena {
  * size (0: 4 KiB); a reset keeps one block big enough for everything allocated since the previous reset, but never
  * more than `keep_max` bytes (0: 1 MiB), so one huge message does not pin its memory for the owner's lifetime. */
 void fm_arena_init(fm_arena *a, size_t min_block, size_t keep_max);
+
+/* Prepares an empty retaining arena, for cycles of many megabytes: every block is `block` bytes (a larger single
+ * allocation gets a block of its own), and a reset keeps the blocks, up to `keep_max` bytes of them, for the next
+ * cycle instead of merging them into one. So blocks stay a size the allocator caches and reuses (one merged block of
+ * many megabytes is one the allocator gives back to the system, and then faults in again page by page). Blocks of
+ * 1 MiB or more are rounded up (with their header) to whole huge pages of 2 MiB and ask for transparent ones. */
+void fm_arena_init_retaining(fm_arena *a, size_t block, size_t keep_max);
 
 /* Frees every block. The arena may be initialised again. */
 void fm_arena_destroy(fm_arena *a);
@@ -35,7 +44,7 @@ void *fm_arena_alloc(fm_arena *a, size_t size);
 
 /* Releases everything allocated since the last reset. When the arena needed more than one block since then, they
  * are replaced by one block of the combined size (bounded by keep_max), so the same load next time needs no
- * malloc. */
+ * malloc; a retaining arena keeps its blocks instead (up to keep_max bytes). */
 void fm_arena_reset(fm_arena *a);
 
 /* True when an allocation failed since the last reset: tells protobuf-c's NULL for "out of memory" from NULL for

@@ -102,9 +102,44 @@ void fm_event_filter_destroy(fm_event_filter *f)
  * no trailing slash, "." for an empty relative result). The result lives in the arena; *len_out is its length.
  * NULL when the arena cannot allocate.
  */
+/* True when Clean(Join(dir, name)) is just dir + "/" + name (dir "/": "/" + name), which is the common case: dir is
+ * rooted and already clean (no empty, "." or ".." element, no trailing slash but in "/"), and name is one element
+ * other than "." and "..". */
+static bool plain_join(const char *dir, size_t dl, const char *name, size_t nl)
+{
+  if (dl == 0 || dir[0] != '/' || nl == 0)
+    return false;
+  if (dl > 1 && dir[dl - 1] == '/')
+    return false;
+  for (size_t i = 0; i + 1 < dl; i++) {
+    if (dir[i] != '/')
+      continue;
+    const char *e = dir + i + 1; /* an element starts here: not empty, ".", ".." */
+    size_t rem = dl - i - 1;
+    if (e[0] == '/' || (e[0] == '.' && (rem == 1 || e[1] == '/')) ||
+        (e[0] == '.' && e[1] == '.' && (rem == 2 || e[2] == '/')))
+      return false;
+  }
+  if (memchr(name, '/', nl) != NULL)
+    return false;
+  return !(name[0] == '.' && (nl == 1 || (nl == 2 && name[1] == '.')));
+}
+
 static char *clean_join(fm_arena *a, const char *dir, const char *name, size_t *len_out)
 {
   size_t dl = strlen(dir), nl = strlen(name);
+  if (plain_join(dir, dl, name, nl)) {
+    size_t at = dl > 1 ? dl : 0;
+    char *out = fm_arena_alloc(a, at + nl + 2);
+    if (out == NULL)
+      return NULL;
+    memcpy(out, dir, at);
+    out[at] = '/';
+    memcpy(out + at + 1, name, nl);
+    out[at + 1 + nl] = '\0';
+    *len_out = at + 1 + nl;
+    return out;
+  }
   if (dl == 0 && nl == 0) {
     *len_out = 0;
     return (char *)"";

@@ -2,7 +2,7 @@
  * ts order to a callback (batches unpacked, log-file refs read directly from the filer's HTTP side), reconnects with
  * backoff after transient failures and resumes after the last delivered ts, with no gap and no duplicate. Used by
  * the tools (tail, bench) and later the server's peer aggregator. fm_follow_run runs on the caller's thread (plus,
- * in refs mode, a few fetch threads of its own); fm_follow_stop may be called from any thread. */
+ * in refs mode, a few fetch and decode threads of its own); fm_follow_stop may be called from any thread. */
 #ifndef FM_FOLLOW_H
 #define FM_FOLLOW_H
 
@@ -73,8 +73,9 @@ typedef struct fm_follow_options {
   int64_t backoff_initial_ms;
   int64_t backoff_max_ms;
   int max_retries;
-  /* refs mode: fetch threads (default 4) and chunks fetched ahead of the one being delivered (default 16: a chunk
-   * of our log files is at most 4 MiB by default) */
+  /* refs mode: fetch and decode threads (default 4) and chunks fetched ahead of the one being delivered (default 16:
+   * a chunk of our log files is at most 4 MiB by default; up to refs_threads + 1 of them are decoded ahead, ~3x
+   * their size) */
   int refs_threads;
   int refs_prefetch;
 } fm_follow_options;

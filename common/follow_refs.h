@@ -1,8 +1,8 @@
 /* The refs-mode half of the follow client (PROTOCOL.md §5.7): given the log-file refs a subscription sent, finds each
- * volume's HTTP location (LookupVolume, cached), fetches the chunks with libcurl on a few threads (the next files
- * while the current one is delivered), decodes the records, filters them as the server would and merges them across
- * filer ids by ts_ns. Owned by one follow (common/follow.c); fm_follow_refs_read runs on its thread, the fetch
- * threads are its own, fm_follow_refs_cancel may come from any thread. */
+ * volume's HTTP location (LookupVolume, cached), fetches the chunks with libcurl and decodes and filters their records
+ * (as the server would) on a few threads of its own, chunks ahead of delivery, and merges them across filer ids by
+ * ts_ns. Owned by one follow (common/follow.c); fm_follow_refs_read runs on its thread, fm_follow_refs_cancel may
+ * come from any thread. */
 #ifndef FM_FOLLOW_REFS_H
 #define FM_FOLLOW_REFS_H
 
@@ -21,8 +21,8 @@ typedef struct fm_follow_refs fm_follow_refs;
 typedef struct fm_follow_refs_config {
   const fm_event_filter *paths; /* the request's path filter; required */
   int32_t signature;            /* the request's: records carrying it are skipped (0: none) */
-  int threads;                  /* fetch threads, >= 1 */
-  int prefetch;                 /* chunks fetched ahead of delivery, >= 1 */
+  int threads;                  /* fetch and decode threads, >= 1 */
+  int prefetch;                 /* chunks fetched ahead of delivery, >= 1 (up to threads + 1 of them decoded) */
 } fm_follow_refs_config;
 
 /* Counts of one fm_follow_refs_read. */

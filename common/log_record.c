@@ -4,9 +4,9 @@
  *
  * Decoding copies: protobuf-c's unpack always copies `bytes` fields into its own allocations, and finding the field
  * inside the caller's buffer instead would mean parsing protobuf by hand. So the reader keeps the unpacked LogEntry
- * (malloc'ed by protobuf-c) until the next call and lends out its data and key. One copy per record is what any
- * consumer pays anyway to decode `data` as a SubscribeMetadataResponse next; an arena would save a malloc, not the
- * copy.
+ * (malloc'ed by protobuf-c) until the next call and lends out its data and key. Callers that decode many records
+ * elsewhere frame them with fm_log_reader_next_raw and decode them with fm_log_record_decode into an arena (the
+ * refs-mode client, which mostly skips even that: proto/log_entry_view.proto decodes a record and its event at once).
  */
 #include "log_record.h"
 
@@ -282,17 +282,43 @@ static int take(fm_log_reader *r, size_t want)
   return 0;
 }
 
-/* Unpacks the record at raw[0..4+len) into *rec. The record starts at fm_log_reader_pos(). */
-static int decode(fm_log_reader *r, const uint8_t *raw, uint32_t len, fm_log_record *rec, char *err, size_t errlen)
+/* A protobuf-c allocator over another one that notes a failed allocation (see oom_alloc). */
+typedef struct noting {
+  ProtobufCAllocator *inner;
+  bool oom;
+} noting;
+
+static void *noting_alloc(void *data, size_t size)
 {
-  bool oom = false;
-  ProtobufCAllocator allocator = (ProtobufCAllocator){ .alloc = oom_alloc, .free = oom_free, .allocator_data = &oom };
-  FilerPb__LogEntry *e = filer_pb__log_entry__unpack(&allocator, len, raw + FM_LOG_RECORD_PREFIX);
-  if (e == NULL && oom)
-    return FM_ENOMEM;
-  if (e == NULL)
-    return fail(r, DAMAGE_UNDECODABLE, len, (uint64_t)FM_LOG_RECORD_PREFIX + len, err, errlen);
-  r->entry = e;
+  noting *n = data;
+  void *p = n->inner->alloc(n->inner->allocator_data, size);
+  if (p == NULL && size > 0)
+    n->oom = true;
+  return p;
+}
+
+static void noting_free(void *data, void *p)
+{
+  noting *n = data;
+  n->inner->free(n->inner->allocator_data, p);
+}
+
+/* Unpacks the LogEntry of len bytes at `body` into *e: 0, FM_ENOMEM, or FM_EDECODE (no message). */
+static int unpack_entry(ProtobufCAllocator *alloc, const uint8_t *body, uint32_t len, FilerPb__LogEntry **e)
+{
+  noting n = { .inner = alloc, .oom = false };
+  ProtobufCAllocator a = { .alloc = noting_alloc, .free = noting_free, .allocator_data = &n };
+  if (alloc == NULL)
+    a = (ProtobufCAllocator){ .alloc = oom_alloc, .free = oom_free, .allocator_data = &n.oom };
+  *e = filer_pb__log_entry__unpack(&a, len, body);
+  if (*e != NULL)
+    return 0;
+  return n.oom ? FM_ENOMEM : FM_EDECODE;
+}
+
+/* Fills *rec from a decoded entry and the record's place. */
+static void fill(fm_log_record *rec, const FilerPb__LogEntry *e, const uint8_t *raw, uint32_t len, uint64_t pos)
+{
   memset(rec, 0, sizeof *rec);
   rec->ts_ns = e->ts_ns;
   rec->partition_key_hash = e->partition_key_hash;
@@ -301,14 +327,46 @@ static int decode(fm_log_reader *r, const uint8_t *raw, uint32_t len, fm_log_rec
   rec->key = e->key.len > 0 ? e->key.data : empty_bytes;
   rec->key_len = e->key.len;
   rec->offset = e->offset;
-  rec->pos = fm_log_reader_pos(r);
+  rec->pos = pos;
   rec->raw = raw;
   rec->raw_len = FM_LOG_RECORD_PREFIX + (size_t)len;
+}
+
+int fm_log_record_decode(const uint8_t *raw, size_t raw_len, uint64_t pos, ProtobufCAllocator *alloc,
+                         fm_log_record *rec, char *err, size_t errlen)
+{
+  if (raw_len <= FM_LOG_RECORD_PREFIX || raw_len - FM_LOG_RECORD_PREFIX != get_be32(raw)) {
+    snprintf(err, errlen, "log record framing does not match its %zu bytes at offset %" PRIu64, raw_len, pos);
+    return FM_EINVAL;
+  }
+  uint32_t len = (uint32_t)(raw_len - FM_LOG_RECORD_PREFIX);
+  FilerPb__LogEntry *e = NULL;
+  int rc = unpack_entry(alloc, raw + FM_LOG_RECORD_PREFIX, len, &e);
+  if (rc == FM_EDECODE)
+    snprintf(err, errlen, "log record does not decode as LogEntry at offset %" PRIu64 " (length %" PRIu32 ")", pos,
+             len);
+  if (rc != 0)
+    return rc;
+  fill(rec, e, raw, len, pos);
+  return 0;
+}
+
+/* Unpacks the record at raw[0..4+len) into *rec. The record starts at fm_log_reader_pos(). */
+static int decode(fm_log_reader *r, const uint8_t *raw, uint32_t len, fm_log_record *rec, char *err, size_t errlen)
+{
+  FilerPb__LogEntry *e = NULL;
+  int rc = unpack_entry(NULL, raw + FM_LOG_RECORD_PREFIX, len, &e);
+  if (rc == FM_ENOMEM)
+    return rc;
+  if (rc != 0)
+    return fail(r, DAMAGE_UNDECODABLE, len, (uint64_t)FM_LOG_RECORD_PREFIX + len, err, errlen);
+  r->entry = e;
+  fill(rec, e, raw, len, fm_log_reader_pos(r));
   return 0;
 }
 
 /* The next record when one began in an earlier chunk: completes it in the carry buffer from the current input. */
-static int next_carried(fm_log_reader *r, fm_log_record *rec, char *err, size_t errlen)
+static int find_carried(fm_log_reader *r, const uint8_t **raw, uint32_t *len_out, char *err, size_t errlen)
 {
   if (r->carry_len < FM_LOG_RECORD_PREFIX) {
     if (take(r, FM_LOG_RECORD_PREFIX - r->carry_len) != 0)
@@ -325,18 +383,16 @@ static int next_carried(fm_log_reader *r, fm_log_record *rec, char *err, size_t 
     return FM_ENOMEM;
   if (r->carry_len < need)
     return r->last ? fail(r, DAMAGE_SHORT_RECORD, len, r->carry_len, err, errlen) : FM_ENOTFOUND;
-  rc = decode(r, r->carry, len, rec, err, errlen);
-  if (rc == 0)
-    r->carry_returned = true;
-  return rc;
+  *raw = r->carry;
+  *len_out = len;
+  return 0;
 }
 
-int fm_log_reader_next(fm_log_reader *r, fm_log_record *rec, char *err, size_t errlen)
+/* Finds the next whole record, at fm_log_reader_pos(), without decoding it or moving past it: *raw is its first byte
+ * (in the carry buffer or the current input), *len_out its length. Returns 0, FM_ENOTFOUND, FM_EDECODE (the reader
+ * fails) or FM_ENOMEM. */
+static int find(fm_log_reader *r, const uint8_t **raw, uint32_t *len_out, char *err, size_t errlen)
 {
-  if (r->entry != NULL) {
-    filer_pb__log_entry__free_unpacked(r->entry, NULL);
-    r->entry = NULL;
-  }
   if (r->carry_returned) {
     r->carry_len = 0;
     r->carry_returned = false;
@@ -344,7 +400,7 @@ int fm_log_reader_next(fm_log_reader *r, fm_log_record *rec, char *err, size_t e
   if (r->failed != 0)
     return report(r, err, errlen);
   if (r->carry_len > 0)
-    return next_carried(r, rec, err, errlen);
+    return find_carried(r, raw, len_out, err, errlen);
 
   size_t left = r->in_len - r->in_pos;
   if (left == 0)
@@ -364,8 +420,46 @@ int fm_log_reader_next(fm_log_reader *r, fm_log_record *rec, char *err, size_t e
       return fail(r, DAMAGE_SHORT_RECORD, len, left, err, errlen);
     return take(r, left) != 0 ? FM_ENOMEM : FM_ENOTFOUND;
   }
-  rc = decode(r, p, len, rec, err, errlen);
-  if (rc == 0)
+  *raw = p;
+  *len_out = len;
+  return 0;
+}
+
+/* Moves past the record find() returned. */
+static void commit(fm_log_reader *r, const uint8_t *raw, uint32_t len)
+{
+  if (raw == r->carry)
+    r->carry_returned = true;
+  else
     r->in_pos += FM_LOG_RECORD_PREFIX + (size_t)len;
+}
+
+int fm_log_reader_next(fm_log_reader *r, fm_log_record *rec, char *err, size_t errlen)
+{
+  if (r->entry != NULL) {
+    filer_pb__log_entry__free_unpacked(r->entry, NULL);
+    r->entry = NULL;
+  }
+  const uint8_t *raw = NULL;
+  uint32_t len = 0;
+  int rc = find(r, &raw, &len, err, errlen);
+  if (rc != 0)
+    return rc;
+  rc = decode(r, raw, len, rec, err, errlen);
+  if (rc == 0)
+    commit(r, raw, len);
   return rc;
+}
+
+int fm_log_reader_next_raw(fm_log_reader *r, const uint8_t **raw, size_t *raw_len, uint64_t *pos, char *err,
+                           size_t errlen)
+{
+  uint32_t len = 0;
+  int rc = find(r, raw, &len, err, errlen);
+  if (rc != 0)
+    return rc;
+  *pos = fm_log_reader_pos(r);
+  *raw_len = FM_LOG_RECORD_PREFIX + (size_t)len;
+  commit(r, *raw, len);
+  return 0;
 }

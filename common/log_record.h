@@ -5,6 +5,7 @@
 #ifndef FM_LOG_RECORD_H
 #define FM_LOG_RECORD_H
 
+#include <protobuf-c/protobuf-c.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -120,6 +121,27 @@ void fm_log_reader_set_max(fm_log_reader *r, uint32_t max_len);
  *   FM_ENOMEM     gathering a straddling record or decoding failed to allocate; calling again retries.
  */
 int fm_log_reader_next(fm_log_reader *r, fm_log_record *rec, char *err, size_t errlen);
+
+/*
+ * Frames the next record without decoding it, for callers that decode records elsewhere (fm_log_record_decode):
+ * *raw is the record's bytes, length prefix included (*raw_len bytes, a length within the limit), *pos the absolute
+ * offset of its first byte. *raw is borrowed like rec->raw of fm_log_reader_next: it points into the caller's chunk,
+ * or into the reader's own buffer (valid until the next call) when the record straddled chunks. Returns what
+ * fm_log_reader_next does, except that bytes which do not decode as LogEntry are not noticed here.
+ */
+int fm_log_reader_next_raw(fm_log_reader *r, const uint8_t **raw, size_t *raw_len, uint64_t *pos, char *err,
+                           size_t errlen);
+
+/*
+ * Decodes one framed record (raw[0..raw_len), as fm_log_reader_next_raw returned it; `pos` is its offset, for
+ * messages) into *rec, with protobuf-c allocating from `alloc` (required; meant for an arena's allocator: the LogEntry
+ * is never freed here, its memory goes when the arena is reset). rec->data and rec->key point into that memory,
+ * rec->raw is `raw`. Returns 0; FM_EDECODE
+ * with "log record does not decode as LogEntry at offset <pos> (length <n>)" in err; FM_ENOMEM when `alloc` failed;
+ * FM_EINVAL when raw_len does not match the length prefix.
+ */
+int fm_log_record_decode(const uint8_t *raw, size_t raw_len, uint64_t pos, ProtobufCAllocator *alloc,
+                         fm_log_record *rec, char *err, size_t errlen);
 
 /* True after FM_EDECODE for a record cut short by the end of the stream: a torn tail, which a log-file reader
  * treats as the end of the file. False for damage a complete file cannot explain (zero or oversized length,

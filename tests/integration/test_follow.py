@@ -3,9 +3,11 @@ follow_probe test program. Events, batch and refs mode deliver exactly what a pl
 subscription delivers (history from log files of several filer ids, then live); the filter
 hook; a server killed and restarted mid-follow costs no event and repeats none; server
 errors are surfaced (ALREADY_EXISTS at once, an unreachable filer after the retries);
-SIGTERM and the callback stop a follow; a newer epoch ends it."""
+SIGTERM and the callback stop a follow; a newer epoch ends it. `filermeta bench catchup`, which
+follows with the library, counts every event once and in order."""
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -14,7 +16,7 @@ import time
 
 import grpc
 
-from fmtest import Server, msg
+from fmtest import FILERMETA, Server, msg, run_cli
 from test_store_client import Filer, file_entry
 from test_subscribe import Req, create_many, subscribe
 from test_subscribe_refs import FLAGS, data_dir, history
@@ -243,6 +245,27 @@ def test_stop_by_signal_and_by_callback():
         assert p.returncode == 0 and end["stopped"] == "1" and end["rc"] == "0", end
 
 
+def test_bench_catchup_counts_every_event():
+    """`filermeta bench catchup` in refs and batch mode: every event up to its start once, in order, with the log-file
+    bytes it read and its CPU time."""
+    with data_dir() as d, contextlib.ExitStack() as stack:
+        history(d, 1, 300)
+        s = stack.enter_context(Server(data_dir=d, args=FLAGS))
+        until = Filer(s.channel()).create_ok("/o", file_entry("last")).metadata_event.ts_ns
+        want = len(truth(s, "/", until=until))
+        assert want > 300
+        for mode in ("refs", "batch"):
+            p = run_cli(FILERMETA, "bench", "catchup", "-filer", s.filer_addr, "-mode", mode, "-json", timeout=60)
+            assert p.returncode == 0, p.stderr
+            r = json.loads(p.stdout)
+            assert r["mode"] == mode and r["events"] == want and r["in_order"] is True, r
+            assert r["cpu_seconds"] > 0 and r["events_per_sec"] > 0, r
+            if mode == "refs":
+                assert r["refs"] >= 1 and r["ref_bytes"] > 0, r
+            else:
+                assert r["refs"] == 0, r
+
+
 if __name__ == "__main__":
     import fmtest
     fmtest.main([
@@ -251,4 +274,5 @@ if __name__ == "__main__":
         test_kill_and_restart_mid_follow_no_gap_no_duplicate,
         test_errors_are_surfaced,
         test_stop_by_signal_and_by_callback,
+        test_bench_catchup_counts_every_event,
     ])

@@ -106,6 +106,15 @@ static void add_event(stream *s, int64_t ts, const char *dir, const char *name, 
   s->len += w;
 }
 
+/* Appends a record whose LogEntry carries `data` (any bytes) as its event. */
+static void add_raw_event(stream *s, int64_t ts, const char *data, size_t len)
+{
+  size_t w = 0;
+  assert_int_equal(
+      fm_log_record_encode(ts, data, len, "/d", 2, s->offset++, s->buf + s->len, sizeof s->buf - s->len, &w), 0);
+  s->len += w;
+}
+
 /* gzip of [p, p+len) into a malloc'ed block. */
 static uint8_t *gzip(const uint8_t *p, size_t len, size_t *out_len)
 {
@@ -174,9 +183,11 @@ static void make_ref(ref *r, const char *filer_id, int64_t minute, const stream 
 
 /* ---------------------------------------------------------------- reading */
 
+#define GOT_MAX 512
+
 typedef struct got {
-  int64_t ts[256];
-  char name[256][32];
+  int64_t ts[GOT_MAX];
+  char name[GOT_MAX][32];
   size_t n;
   size_t stop_after; /* 0: never */
 } got;
@@ -184,7 +195,7 @@ typedef struct got {
 static int collect(void *arg, const FilerPb__SubscribeMetadataResponse *ev)
 {
   got *g = arg;
-  assert_true(g->n < 256);
+  assert_true(g->n < GOT_MAX);
   assert_non_null(ev->event_notification);
   assert_non_null(ev->event_notification->new_entry);
   g->ts[g->n] = ev->ts_ns;
@@ -383,6 +394,170 @@ static void test_many_files_small_window(void **state)
     assert_true(g.ts[i] > g.ts[i - 1]);
 }
 
+/* One filer's file of 300 events in 8 chunks (one of 3 bytes, so that a record spans three chunks), gzipped or not,
+ * merged with a second filer's file: chunks of one file decode on several threads, and every event comes once, in
+ * order, from the start and from a resume point in the middle of the file. */
+static void test_many_chunks_parallel(void **state)
+{
+  (void)state;
+  for (int compress = 0; compress < 2; compress++) {
+    stream *s = calloc(1, sizeof *s);
+    for (int i = 1; i <= 300; i++) {
+      char name[16];
+      snprintf(name, sizeof name, "p%d", i);
+      add_event(s, 2 * i, "/p", name, 0);
+    }
+    size_t l = s->len;
+    size_t cuts[8] = { l / 7, l / 7 + 3, 2 * l / 7, 3 * l / 7, 4 * l / 7, 5 * l / 7, 6 * l / 7, 0 };
+    static ref a, b;
+    make_ref(&a, "0000000a", 0, s, cuts, compress);
+    assert_int_equal(a.pb.n_chunks, 8);
+    s->len = 0;
+    for (int i = 1; i <= 50; i++) {
+      char name[16];
+      snprintf(name, sizeof name, "q%d", i);
+      add_event(s, 12 * i + 1, "/q", name, 0);
+    }
+    make_ref(&b, "0000000b", 0, s, NULL, compress);
+    free(s);
+    FilerPb__LogFileChunkRef *v[2] = { &a.pb, &b.pb };
+    char err[FM_ERR_LEN];
+    for (int from = 0; from <= 300; from += 300) { /* since 0, then since ts 300 (p150) */
+      got *g = calloc(1, sizeof *g);
+      fm_follow_refs_counts c;
+      assert_int_equal(read_refs(v, 2, "/", 0, from, 0, 3, 2, g, &c, err), 0);
+      size_t want_p = from == 0 ? 300 : 150, want_q = from == 0 ? 50 : 26;
+      assert_int_equal(g->n, want_p + want_q);
+      assert_int_equal(c.records, 350);
+      assert_int_equal(c.delivered, want_p + want_q);
+      size_t np = 0, nq = 0;
+      for (size_t i = 0; i < g->n; i++) {
+        if (i > 0)
+          assert_true(g->ts[i] > g->ts[i - 1]);
+        char want[32];
+        if (g->name[i][0] == 'p')
+          snprintf(want, sizeof want, "p%zu", (300 - want_p) + ++np);
+        else
+          snprintf(want, sizeof want, "q%zu", (50 - want_q) + ++nq);
+        assert_string_equal(g->name[i], want);
+      }
+      free(g);
+    }
+  }
+}
+
+/* A record whose event bytes do not decode is an error in the time range (the events before it are delivered) and
+ * skipped outside it; a record that does not decode as a LogEntry is an error naming the file. */
+static void test_undecodable_records(void **state)
+{
+  (void)state;
+  stream *s = calloc(1, sizeof *s);
+  add_event(s, 1, "/u", "one", 0);
+  add_raw_event(s, 2, "\xff\xff\xff", 3); /* a varint that never ends */
+  add_event(s, 3, "/u", "three", 0);
+  static ref r, bad;
+  make_ref(&r, "00000001", 0, s, NULL, false);
+  char err[FM_ERR_LEN];
+  FilerPb__LogFileChunkRef *v[1] = { &r.pb };
+  got g = { 0 };
+  assert_int_equal(read_refs(v, 1, "/", 0, 0, 0, 2, 2, &g, NULL, err), FM_EDECODE);
+  assert_int_equal(g.n, 1);
+  assert_non_null(strstr(err, "log file 00000001"));
+  assert_non_null(strstr(err, "does not decode as SubscribeMetadataResponse"));
+  memset(&g, 0, sizeof g);
+  assert_int_equal(read_refs(v, 1, "/", 0, 2, 0, 2, 2, &g, NULL, err), 0); /* since ts 2: skipped */
+  assert_int_equal(g.n, 1);
+  assert_string_equal(g.name[0], "three");
+  memset(&g, 0, sizeof g);
+  assert_int_equal(read_refs(v, 1, "/", 0, 0, 1, 2, 2, &g, NULL, err), 0); /* until ts 1: skipped */
+  assert_int_equal(g.n, 1);
+  assert_string_equal(g.name[0], "one");
+
+  s->len = 0;
+  add_event(s, 1, "/u", "one", 0);
+  static const uint8_t junk[] = { 0, 0, 0, 3, 0xff, 0xff, 0xff };
+  memcpy(s->buf + s->len, junk, sizeof junk);
+  s->len += sizeof junk;
+  add_event(s, 3, "/u", "three", 0);
+  make_ref(&bad, "00000002", 0, s, NULL, false);
+  free(s);
+  FilerPb__LogFileChunkRef *w[1] = { &bad.pb };
+  memset(&g, 0, sizeof g);
+  assert_int_equal(read_refs(w, 1, "/", 0, 0, 0, 2, 2, &g, NULL, err), FM_EDECODE);
+  assert_int_equal(g.n, 1);
+  assert_non_null(strstr(err, "log file 00000002"));
+  assert_non_null(strstr(err, "does not decode as LogEntry"));
+}
+
+typedef struct tally {
+  size_t n;
+  int64_t last_ts;
+  bool out_of_order;
+} tally;
+
+static int count_in_order(void *arg, const FilerPb__SubscribeMetadataResponse *ev)
+{
+  tally *t = arg;
+  if (ev->ts_ns <= t->last_ts)
+    t->out_of_order = true;
+  t->last_ts = ev->ts_ns;
+  t->n++;
+  return 0;
+}
+
+/* Chunks of several megabytes (content buffers of their own size class, one plain and one gzipped): 80,000 events
+ * once and in order. */
+static void test_big_chunks(void **state)
+{
+  (void)state;
+  enum { ROUNDS = 80, PER = 1000 };
+  size_t cap = 8u << 20, len = 0;
+  uint8_t *big = malloc(cap);
+  stream *s = calloc(1, sizeof *s);
+  int64_t ts = 0;
+  for (int k = 0; k < ROUNDS; k++) {
+    s->len = 0;
+    for (int i = 0; i < PER; i++) {
+      char name[24];
+      snprintf(name, sizeof name, "big-%d-%d", k, i);
+      add_event(s, ++ts, "/big", name, 0);
+    }
+    assert_true(len + s->len <= cap);
+    memcpy(big + len, s->buf, s->len);
+    len += s->len;
+  }
+  free(s);
+  assert_true(len > (4u << 20));
+  static ref r;
+  FilerPb__LogFileChunkRef init = FILER_PB__LOG_FILE_CHUNK_REF__INIT;
+  memset(&r, 0, sizeof r);
+  r.pb = init;
+  r.pb.filer_id = (char *)"0000000f";
+  size_t cut = len / 2 + 5;
+  put_chunk(&r, big, cut, 0, false);
+  put_chunk(&r, big + cut, len - cut, (int64_t)cut, true);
+  free(big);
+  fm_event_filter paths;
+  char err[FM_ERR_LEN] = "";
+  assert_int_equal(fm_event_filter_init(&paths, "/", NULL, 0, NULL, 0, err, sizeof err), 0);
+  fm_follow_refs_config cfg = { .paths = &paths, .threads = 2, .prefetch = 2 };
+  fm_follow_refs *rd = NULL;
+  assert_int_equal(fm_follow_refs_new(&cfg, &rd), 0);
+  assert_int_equal(fm_follow_refs_set_location(rd, F->volume_id, F->url), 0);
+  FilerPb__LogFileChunkRef *v[1] = { &r.pb };
+  for (int round = 0; round < 2; round++) { /* the second read reuses the first one's buffers and arenas */
+    tally t = { 0 };
+    fm_follow_refs_counts c;
+    assert_int_equal(fm_follow_refs_read(rd, NULL, v, 1, 0, 0, count_in_order, &t, &c, err, sizeof err), 0);
+    assert_int_equal(t.n, ROUNDS * PER);
+    assert_false(t.out_of_order);
+    assert_int_equal(c.records, ROUNDS * PER);
+    assert_int_equal(c.bytes, len);
+  }
+  fm_follow_refs_free(rd);
+  fm_event_filter_destroy(&paths);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -391,6 +566,9 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_torn_tail_and_corruption, setup, teardown),
     cmocka_unit_test_setup_teardown(test_missing_chunk_and_stop, setup, teardown),
     cmocka_unit_test_setup_teardown(test_many_files_small_window, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_many_chunks_parallel, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_undecodable_records, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_big_chunks, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena.h"
 #include "error.h"
 #include "filer.pb-c.h"
 #include "log_record.h"
@@ -813,6 +814,78 @@ static void test_straddling_raw_is_gathered(void **state)
   bytes_free(&b);
 }
 
+/* Framing without decoding (fm_log_reader_next_raw) at every split of a stream into two chunks finds the records
+ * fm_log_reader_next finds, and fm_log_record_decode with an arena's allocator decodes them alike. */
+static void test_raw_framing_and_arena_decode(void **state)
+{
+  bytes b = { 0 };
+  add_str_record(&b, 100, "first event", "/x", 0);
+  add_str_record(&b, 101, "", "/", 1);
+  add_str_record(&b, 102, "third event, a little longer", UNICODE_DIR, 2);
+  fm_arena a;
+  fm_arena_init(&a, 0, 0);
+  ProtobufCAllocator alloc = fm_arena_allocator(&a);
+  char err[FM_ERR_LEN];
+  for (size_t cut = 0; cut <= b.len; cut++) {
+    fm_log_reader whole, r;
+    fm_log_reader_init(&whole, b.p, b.len, BASE);
+    fm_log_reader_init_stream(&r, BASE);
+    assert_int_equal(fm_log_reader_feed(&r, b.p, cut, false), 0);
+    bool fed_rest = false;
+    for (int i = 0; i < 3; i++) {
+      fm_log_record want, got;
+      expect_record(&whole, &want);
+      const uint8_t *raw = NULL;
+      size_t raw_len = 0;
+      uint64_t pos = 0;
+      int rc = fm_log_reader_next_raw(&r, &raw, &raw_len, &pos, err, sizeof err);
+      if (rc == FM_ENOTFOUND && !fed_rest) {
+        assert_int_equal(fm_log_reader_feed(&r, b.p + cut, b.len - cut, true), 0);
+        fed_rest = true;
+        rc = fm_log_reader_next_raw(&r, &raw, &raw_len, &pos, err, sizeof err);
+      }
+      assert_int_equal(rc, 0);
+      assert_int_equal(pos, want.pos);
+      assert_int_equal(raw_len, want.raw_len);
+      assert_memory_equal(raw, want.raw, raw_len);
+      fm_arena_reset(&a);
+      assert_int_equal(fm_log_record_decode(raw, raw_len, pos, &alloc, &got, err, sizeof err), 0);
+      assert_int_equal(got.ts_ns, want.ts_ns);
+      assert_int_equal(got.partition_key_hash, want.partition_key_hash);
+      assert_int_equal(got.offset, want.offset);
+      assert_int_equal(got.data_len, want.data_len);
+      assert_memory_equal(got.data, want.data, want.data_len);
+      assert_int_equal(got.key_len, want.key_len);
+      assert_memory_equal(got.key, want.key, want.key_len);
+      assert_int_equal(got.pos, pos);
+    }
+    const uint8_t *raw = NULL;
+    size_t raw_len = 0;
+    uint64_t pos = 0;
+    if (!fed_rest) {
+      assert_int_equal(fm_log_reader_next_raw(&r, &raw, &raw_len, &pos, err, sizeof err), FM_ENOTFOUND);
+      assert_int_equal(fm_log_reader_feed(&r, b.p + cut, b.len - cut, true), 0);
+    }
+    assert_int_equal(fm_log_reader_next_raw(&r, &raw, &raw_len, &pos, err, sizeof err), FM_ENOTFOUND);
+    assert_int_equal(fm_log_reader_pos(&r), BASE + b.len);
+    fm_log_reader_destroy(&r);
+    fm_log_reader_destroy(&whole);
+  }
+
+  /* bytes that frame but do not decode, and a length that does not match the prefix */
+  bytes bad = { 0 };
+  add_len(&bad, 3);
+  bytes_add(&bad, "\xff\xff\xff", 3);
+  assert_int_equal(fm_log_record_decode(bad.p, bad.len, 77, &alloc, &(fm_log_record){ 0 }, err, sizeof err),
+                   FM_EDECODE);
+  assert_string_equal(err, "log record does not decode as LogEntry at offset 77 (length 3)");
+  assert_int_equal(fm_log_record_decode(bad.p, bad.len - 1, 77, &alloc, &(fm_log_record){ 0 }, err, sizeof err),
+                   FM_EINVAL);
+  bytes_free(&bad);
+  fm_arena_destroy(&a);
+  bytes_free(&b);
+}
+
 static void test_feed_misuse(void **state)
 {
   bytes b = { 0 };
@@ -882,6 +955,7 @@ int main(void)
     cmocka_unit_test(test_split_three_records),
     cmocka_unit_test(test_split_torn_and_corrupt),
     cmocka_unit_test(test_straddling_raw_is_gathered),
+    cmocka_unit_test(test_raw_framing_and_arena_decode),
     cmocka_unit_test(test_feed_misuse),
     cmocka_unit_test(test_destroy_mid_stream),
   };
