@@ -43,6 +43,16 @@ for round in 1 2 3; do
     echo "$r" | sed "s/}\$/,\"round\":$round,\"server_cpu_s\":$((c1 - c0))e-2}/"
   done
 done
+# filtered: one of bench create's 8 client directories, 1/8 of the events
+run=$("$B" -filer "$F" ls /bench | head -1)
+for round in 1 2; do
+  for m in events batch refs; do
+    c0=$(cpu)
+    r=$("$B" bench catchup -filer "$F" -mode "$m" -prefix "/bench/${run}c0/" -json)
+    c1=$(cpu)
+    echo "$r" | sed "s/}\$/,\"round\":$round,\"prefix\":\"c0\",\"server_cpu_s\":$((c1 - c0))e-2}/"
+  done
+done
 stop
 echo "== live, fan-out, etcd" >&2
 ./dev bench live -subs 1 -rate 1000 -duration 10s -json 2>/dev/null | grep '^{'
