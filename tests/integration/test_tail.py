@@ -43,6 +43,9 @@ def test_prefix_prints_exactly_the_events_created():
         assert rc == 0, err
         got = parse(out)
         assert got == a, "tail printed %d events, %d were created" % (len(got), len(a))
+        # each line is exactly protobuf's canonical JSON of the event, as protobuf's own implementation writes it
+        golden = [json_format.MessageToDict(e) for e in a]
+        assert [json.loads(line) for line in out.splitlines()] == golden
         rc, out, err = tail(s, "-pathPrefix", "/t/a", "-timeAgo", "1h", "-untilTimeAgo", "1ms")
         assert rc == 0, err
         assert len(files(parse(out))) == 70
