@@ -326,8 +326,8 @@ int fm_cmd_bench(int argc, char **argv)
   static workload create = { .name = "create", .prepare = create_prepare, .op = create_op };
   if (argc >= 2 && strcmp(argv[1], "ping") == 0)
     return run_bench("ping", &ping, argc - 1, argv + 1);
-  if (argc >= 2 && strcmp(argv[1], "create") == 0)
-    return run_bench("create", &create, argc - 1, argv + 1);
+  if (argc >= 2 && (strcmp(argv[1], "create") == 0 || strcmp(argv[1], "write") == 0))
+    return run_bench(argv[1], &create, argc - 1, argv + 1);
   if (argc >= 2 && strcmp(argv[1], "catchup") == 0)
     return run_catchup(argc - 1, argv + 1);
   if (argc >= 2 && strcmp(argv[1], "etcd") == 0)
@@ -341,7 +341,7 @@ int fm_cmd_bench(int argc, char **argv)
   if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0)) {
     printf("Usage: filermeta bench <workload> [flags]\n\nWorkloads:\n"
            "  ping     unary Ping rate with concurrent clients (-c 64 -n 1000)\n"
-           "  create   CreateEntry rate, one new file per call (-c 8 -n 10000 -size 200)\n"
+           "  create   CreateEntry rate and latency, one new file per call (-c 8 -n 10000 -size 200); also: write\n"
            "  catchup  one follower reading everything up to now (-mode events|batch|refs)\n"
            "  etcd     catch-up and live latency side by side with an etcd 3.4 the bench starts\n"
            "  live     create -> receive latency of live subscribers (-subs 1 -rate 1000 -duration 10s)\n"
@@ -350,7 +350,8 @@ int fm_cmd_bench(int argc, char **argv)
     return 0;
   }
   fprintf(stderr,
-          "filermeta bench: unknown or missing workload%s%s (known: ping, create, catchup, etcd, live, fanout, raw)\n",
+          "filermeta bench: unknown or missing workload%s%s (known: ping, create (write), catchup, etcd, live, fanout, "
+          "raw)\n",
           argc >= 2 ? " " : "", argc >= 2 ? argv[1] : "");
   return 2;
 }
