@@ -4,12 +4,14 @@
  * percentiles, as a table or one JSON object. */
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 
 #include "bench_etcd.h"
+#include "bench_progress.h"
 #include "clock.h"
 #include "error.h"
 #include "filer.pb-c.h"
@@ -40,6 +42,7 @@ typedef struct worker {
   int64_t errors;
   char first_error[FM_ERR_LEN];
   pthread_barrier_t *start;
+  _Atomic int64_t *done; /* operations finished by all workers: the progress line */
 } worker;
 
 /* ---------------------------------------------------------------- ping */
@@ -102,6 +105,7 @@ static void *run_worker(void *arg)
         snprintf(wk->first_error, sizeof wk->first_error, "%s", err);
     }
     wk->lat_ns[i] = fm_mono_ns() - t0;
+    atomic_fetch_add_explicit(wk->done, 1, memory_order_relaxed);
   }
   fm_rpc_client_free(c);
   return NULL;
@@ -163,16 +167,26 @@ static int run_bench(const char *label, workload *w, int argc, char **argv)
   }
   pthread_barrier_t start;
   pthread_barrier_init(&start, NULL, (unsigned)nw + 1);
+  _Atomic int64_t done = 0;
   for (size_t i = 0; i < nw; i++) {
     ws[i] = (worker){
-      .target = target, .w = w, .id = (int)i, .n = calls, .lat_ns = lat + i * (size_t)calls, .start = &start
+      .target = target,
+      .w = w,
+      .id = (int)i,
+      .n = calls,
+      .lat_ns = lat + i * (size_t)calls,
+      .start = &start,
+      .done = &done,
     };
     pthread_create(&th[i], NULL, run_worker, &ws[i]);
   }
   pthread_barrier_wait(&start);
   int64_t t0 = fm_mono_ns();
+  fm_bench_progress pg;
+  fm_bench_progress_start(&pg, label, (int64_t)total, &done);
   for (size_t i = 0; i < nw; i++)
     pthread_join(th[i], NULL);
+  fm_bench_progress_end(&pg);
   int64_t wall = fm_mono_ns() - t0;
   pthread_barrier_destroy(&start);
 
@@ -214,6 +228,7 @@ typedef struct catchup {
   int64_t last_ts;
   uint64_t events;
   bool out_of_order;
+  _Atomic int64_t done; /* events so far: the progress line */
 } catchup;
 
 static int catchup_event(void *arg, const FilerPb__SubscribeMetadataResponse *e)
@@ -223,6 +238,8 @@ static int catchup_event(void *arg, const FilerPb__SubscribeMetadataResponse *e)
     c->out_of_order = true;
   c->last_ts = e->ts_ns;
   c->events++;
+  if ((c->events & 1023) == 0)
+    atomic_store_explicit(&c->done, (int64_t)c->events, memory_order_relaxed);
   return 0;
 }
 
@@ -296,7 +313,10 @@ static int run_catchup(int argc, char **argv)
   }
   int64_t t0 = fm_mono_ns();
   double cpu0 = cpu_seconds();
+  fm_bench_progress pg;
+  fm_bench_progress_start(&pg, "catchup", 0, &st.done);
   rc = fm_follow_run(f, err, sizeof err);
+  fm_bench_progress_end(&pg);
   int64_t wall = fm_mono_ns() - t0;
   double cpu = cpu_seconds() - cpu0;
   fm_follow_stats fs;

@@ -7,6 +7,7 @@
  * time; create -> receive latency percentiles and losses. Both systems get the
  * same ~300-byte values (an encoded filer Entry), through gRPC with our RPC layer. */
 #include "bench_etcd.h"
+#include "bench_progress.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -235,52 +236,6 @@ static void cpu_end(const cpu_span *s, double *server_ms, double *self_ms)
   *self_ms = (double)(self_cpu_ns() - s->self0) / 1e6;
 }
 
-/* A progress line on stderr, once a second, while a long phase runs (only when stderr is a terminal). */
-typedef struct progress {
-  const char *label;
-  int64_t total;
-  _Atomic int64_t *done;
-  atomic_bool stop;
-  bool running;
-  pthread_t th;
-} progress;
-
-static void *progress_main(void *arg)
-{
-  progress *p = arg;
-  int64_t t0 = fm_mono_ns();
-  while (!atomic_load(&p->stop)) {
-    nanosleep(&(struct timespec){ 0, 100 * 1000000 }, NULL);
-    int64_t el = fm_mono_ns() - t0;
-    if (el < 1000000000 || (el / 100000000) % 10 != 0)
-      continue;
-    int64_t d = atomic_load(p->done);
-    double rate = (double)d / ((double)el / 1e9);
-    double eta = rate > 0 ? (double)(p->total - d) / rate : 0;
-    fprintf(stderr, "\r%s: %" PRId64 "/%" PRId64 ", %.0f/s, ETA %.0f s   ", p->label, d, p->total, rate, eta);
-  }
-  fprintf(stderr, "\r\033[K");
-  return NULL;
-}
-
-static void progress_start(progress *p, const char *label, int64_t total, _Atomic int64_t *done)
-{
-  p->label = label;
-  p->total = total;
-  p->done = done;
-  atomic_init(&p->stop, false);
-  p->running = isatty(2) && pthread_create(&p->th, NULL, progress_main, p) == 0;
-}
-
-static void progress_end(progress *p)
-{
-  if (!p->running)
-    return;
-  atomic_store(&p->stop, true);
-  pthread_join(p->th, NULL);
-  p->running = false;
-}
-
 static int cmp_i64(const void *a, const void *b)
 {
   int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -345,8 +300,8 @@ static int write_entries(system_kind kind, const char *target, const char *base,
   _Atomic int64_t done = 0;
   char label[64];
   snprintf(label, sizeof label, "%s: writing", system_name(kind));
-  progress pg;
-  progress_start(&pg, label, n, &done);
+  fm_bench_progress pg;
+  fm_bench_progress_start(&pg, label, n, &done);
   int64_t t0 = fm_mono_ns(), from = 0;
   int started = 0;
   for (int i = 0; i < clients; i++) {
@@ -362,7 +317,7 @@ static int write_entries(system_kind kind, const char *target, const char *base,
   for (int i = 0; i < started; i++)
     pthread_join(th[i], NULL);
   int64_t wall = fm_mono_ns() - t0;
-  progress_end(&pg);
+  fm_bench_progress_end(&pg);
   res->n = n;
   res->errors = started < clients ? n - from : 0;
   res->seconds = (double)wall / 1e9;
@@ -443,8 +398,9 @@ static int fm_catchup_run(const char *target, const char *dir, bool batching, in
   req.client_supports_batching = batching;
   fm_catchup st = { .t0 = fm_mono_ns() };
   atomic_init(&st.progress, 0);
-  progress pg;
-  progress_start(&pg, batching ? "filermeta: catch-up (batch)" : "filermeta: catch-up (events)", n, &st.progress);
+  fm_bench_progress pg;
+  fm_bench_progress_start(&pg, batching ? "filermeta: catch-up (batch)" : "filermeta: catch-up (events)", n,
+                          &st.progress);
   cpu_span cpu;
   cpu_begin(&cpu, pid);
   st.t0 = fm_mono_ns();
@@ -452,7 +408,7 @@ static int fm_catchup_run(const char *target, const char *dir, bool batching, in
                                 fm_catchup_response, &st, NULL, err, errlen);
   int64_t wall = fm_mono_ns() - st.t0;
   cpu_end(&cpu, &res->server_cpu_ms, &res->client_cpu_ms);
-  progress_end(&pg);
+  fm_bench_progress_end(&pg);
   fm_rpc_client_free(c);
   if (rc != 0)
     return rc;
@@ -482,8 +438,8 @@ static int etcd_catchup_run(const char *target, const char *prefix, int64_t n, p
   _Atomic int64_t seen = 0;
   int64_t events = 0, messages = 0, first_event_ns = 0, last_rev = 0;
   bool out_of_order = false;
-  progress pg;
-  progress_start(&pg, "etcd: catch-up (watch)", n, &seen);
+  fm_bench_progress pg;
+  fm_bench_progress_start(&pg, "etcd: catch-up (watch)", n, &seen);
   cpu_span cpu;
   cpu_begin(&cpu, pid);
   int64_t t0 = fm_mono_ns();
@@ -522,7 +478,7 @@ static int etcd_catchup_run(const char *target, const char *prefix, int64_t n, p
   }
   int64_t wall = fm_mono_ns() - t0;
   cpu_end(&cpu, &res->server_cpu_ms, &res->client_cpu_ms);
-  progress_end(&pg);
+  fm_bench_progress_end(&pg);
   char ferr[FM_ERR_LEN];
   fm_rpc_bidi_finish(b, NULL, ferr, sizeof ferr); /* we cancel the watch: not an error */
   fm_rpc_client_free(c);
