@@ -549,48 +549,34 @@ static void demote(stream *st)
   start_reader(st);
 }
 
+/* What a member's step means for its stay in the live set: true to stay; else the stream has been let go (ended)
+ * or handed back to a reader thread (its queue was full). */
+static bool live_stay(stream *st, int step)
+{
+  if (step == STEP_END)
+    let_go(st);
+  else if (step == STEP_FULL)
+    demote(st);
+  return step == STEP_ON;
+}
+
 static bool live_deliver(void *m, const fm_logbuf_event *evs, size_t n, int64_t through)
 {
   (void)through;
   stream *st = m;
-  if (over(st) || superseded(st)) {
-    let_go(st);
-    return false;
-  }
+  int step = over(st) || superseded(st) ? STEP_END : STEP_ON;
   size_t unkicked = 0;
-  for (size_t i = 0; i < n; i++) {
-    int step = handle_event(st, evs[i].ts_ns, evs[i].data, evs[i].len, false, false, &unkicked);
-    if (step == STEP_END) {
-      let_go(st);
-      return false;
-    }
-    if (step == STEP_FULL) {
-      demote(st);
-      return false;
-    }
-  }
-  if (unkicked > 0)
+  for (size_t i = 0; i < n && step == STEP_ON; i++)
+    step = handle_event(st, evs[i].ts_ns, evs[i].data, evs[i].len, false, false, &unkicked);
+  if (step == STEP_ON && unkicked > 0)
     pump(st, false);
-  return true;
+  return live_stay(st, step);
 }
 
 static bool live_tick(void *m, int64_t through)
 {
   stream *st = m;
-  if (over(st) || superseded(st)) {
-    let_go(st);
-    return false;
-  }
-  int step = handle_idle(st, through, false);
-  if (step == STEP_END) {
-    let_go(st);
-    return false;
-  }
-  if (step == STEP_FULL) {
-    demote(st);
-    return false;
-  }
-  return true;
+  return live_stay(st, over(st) || superseded(st) ? STEP_END : handle_idle(st, through, false));
 }
 
 static void live_fell_behind(void *m, int64_t through)
