@@ -6,12 +6,11 @@
  * filter, no ring, one send in flight as the real sender keeps. The client is `bench catchup`'s: fm_rpc_client_stream
  * decoding every message with protobuf-c and counting the events (fm_bench_catchup_response). Modes:
  *   one    one event per message, no write flags;
- *   hint   one event per message, GRPC_WRITE_BUFFER_HINT on every message but the first and the last. Not the first:
- *          rpc_server.c sends the initial metadata in the batch of a call's first message, and gRPC core 1.51's
- *          chttp2 transport does not start a write for initial metadata batched with a hinted message (it only marks
- *          the stream writable, chttp2_transport.cc perform_stream_op_locked), while the batch completes only once
- *          those headers are written: with one send in flight the stream then waits for some unrelated write (a
- *          settings ack, a window update) and, often enough, forever;
+ *   hint   one event per message, GRPC_WRITE_BUFFER_HINT on every message but the last. rpc_server.c drops the hint
+ *          from a call's first message, which carries the initial metadata: gRPC core 1.51's chttp2 transport does
+ *          not start a write for initial metadata batched with a hinted message (it only marks the stream writable,
+ *          chttp2_transport.cc perform_stream_op_locked), while the batch completes only once those headers are
+ *          written, so with one send in flight the stream would wait for some unrelated write, often forever;
  *   batch  FM_SUB_BATCH_MAX events per message, encoded per send as the real sender does (server/sub_batch.c).
  */
 #include <inttypes.h>
@@ -167,7 +166,7 @@ static void send_next(fm_rpc_call *call, raw_server *rs)
   } else {
     /* the events outlive the server: no copy, no free */
     slice = grpc_slice_from_static_buffer(ev->data + ev->off[i], ev->off[i + 1] - ev->off[i]);
-    if (rs->mode == MODE_HINT && i > 0 && i + 1 < ev->n)
+    if (rs->mode == MODE_HINT && i + 1 < ev->n)
       flags = GRPC_WRITE_BUFFER_HINT;
   }
   rs->next += count;
