@@ -1,10 +1,13 @@
 /*
  * A subscription stream (sub_stream.h).
  *
- * Reader half (its own thread): sub_reader gives events in ts order; sub_filter decides; what is delivered is copied
- * into the next ring slot (its bytes owned by the slot). Markers (§5.3 item 5), heartbeats (§5.5) and the end of
- * the stream are slots too, so the client sees everything in order. A full ring parks the reader (having let go of
- * its buffer segment) until the sender frees a slot: a slow client slows only its own stream.
+ * Reader half: while catching up, a thread of its own: sub_reader gives events in ts order; sub_filter decides;
+ * what is delivered is copied into the next ring slot (its bytes owned by the slot). Markers (§5.3 item 5),
+ * heartbeats (§5.5) and the end of the stream are slots too, so the client sees everything in order. A full ring
+ * parks the reader (having let go of its buffer segment) until the sender frees a slot: a slow client slows only its
+ * own stream. Once it runs dry the thread hands the stream to the live set (sub_live.c) and ends; the dispatcher
+ * then does the same per-event work without waiting (handle_event, handle_idle) and hands the stream back to a new
+ * reader thread when its ring is full.
  *
  * Sender half (any thread; mostly the completion-queue thread in on_sent): one send in flight. When the send
  * completes it takes the next slots: while batching is allowed and the head event is older than batch_behind, up to
@@ -12,9 +15,10 @@
  * Nothing waits to fill a batch. A message with more queued behind it carries GRPC_WRITE_BUFFER_HINT, the last one
  * does not. An END slot finishes the call with its status.
  *
- * Lifetime: two references, the call's side (dropped in on_done) and the reader thread's (dropped when it exits);
- * the last one frees the stream, the kept request and the call reference. on_done wakes the reader, which notices
- * within a reader poll (READ_WAIT_MS) at most.
+ * Lifetime: two references, the call's side (dropped in on_done) and the server's, held by the reader thread or the
+ * live set, whichever serves the stream (passed along at each hand-over); the last one frees the stream, the reader,
+ * the filter, the kept request and the call reference. on_done wakes a reader, which notices within a reader poll
+ * (READ_WAIT_MS) at most; the live set notices at its next event or tick.
  */
 #include "sub_stream.h"
 

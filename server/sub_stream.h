@@ -1,7 +1,8 @@
-/* One subscription stream (SubscribeMetadata / SubscribeLocalMetadata): a reader thread that reads events
- * (sub_reader), filters them (sub_filter) and queues them in a 1024-slot ring, and a sender that keeps exactly one
- * gRPC send in flight, batching (sub_batch) while the stream is far behind. Started by the service handlers
- * (sub_service.c) from a completion-queue thread; the ring's mutex is the only lock the two halves share. */
+/* One subscription stream (SubscribeMetadata / SubscribeLocalMetadata): a reader that reads events (sub_reader),
+ * filters them (sub_filter) and queues them in a 1024-slot ring, on a thread of its own while catching up and on the
+ * live set's dispatcher (sub_live) once caught up, and a sender that keeps exactly one gRPC send in flight, batching
+ * (sub_batch) while the stream is far behind. Started by the service handlers (sub_service.c) from a completion-queue
+ * thread; the ring's mutex is the only lock the two halves share. */
 #ifndef FM_SUB_STREAM_H
 #define FM_SUB_STREAM_H
 
